@@ -1,0 +1,116 @@
+// Package deploy wires kve's handlers to the AWS backends of a deployment
+// (DynamoDB, Secrets Manager, SNS, SES), configured only by the environment
+// variables the CDK stack in infra/ sets. The functions/* mains call it and
+// nothing else.
+package deploy
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/keyvault-edge/kve/shared/kve"
+)
+
+// Environment variables, set by the stack. Secrets never sit in them: the
+// stack passes secret ARNs and the function reads the values at start.
+const (
+	EnvTable         = "KVE_TABLE"                   // DynamoDB table name
+	EnvPepperSecret  = "KVE_PEPPER_SECRET_ARN"       // token/session HMAC pepper
+	EnvSealSecret    = "KVE_SEAL_SECRET_ARN"         // token sealing key
+	EnvSetupSecret   = "KVE_SETUP_SECRET_ARN"        // one-time setup code
+	EnvKMSKey        = "KVE_KMS_KEY_ARN"             // customer-managed key for new secrets
+	EnvAlertTopic    = "KVE_ALERT_TOPIC_ARN"         // SNS topic for breach alerts
+	EnvDomain        = "KVE_DOMAIN"                  // host-form routing: <provider>.<domain>
+	EnvPublicURL     = "KVE_PUBLIC_URL"              // base URL of the dashboard and API, for links
+	EnvMailFrom      = "KVE_MAIL_FROM"               // SES sender of invite mail
+	EnvAllowPrivate  = "KVE_ALLOW_PRIVATE_UPSTREAMS" // CIDRs upstreams and webhooks may resolve to
+	EnvKeyCacheTTL   = "KVE_KEY_CACHE_TTL"           // real-key cache lifetime, default 5m
+	EnvMaxBodyBytes  = "KVE_MAX_BODY_BYTES"          // request body cap, default 10 MiB
+	EnvLogLevel      = "KVE_LOG_LEVEL"               // debug, info, warn, error
+	EnvSecretsPrefix = "KVE_SECRETS_PREFIX"          // name prefix for key secrets, default kve/
+)
+
+// Required lists, per function, the variables its Config cannot start
+// without. The infra tests check that the stack sets each of them.
+var Required = map[string][]string{
+	"proxy":   {EnvTable, EnvPepperSecret, EnvAlertTopic},
+	"api":     {EnvTable, EnvPepperSecret, EnvSealSecret, EnvSetupSecret, EnvKMSKey, EnvAlertTopic, EnvPublicURL},
+	"console": {EnvTable, EnvPepperSecret, EnvSealSecret, EnvSetupSecret, EnvKMSKey, EnvAlertTopic, EnvPublicURL},
+}
+
+// Config is one function's configuration, read once at start.
+type Config struct {
+	Function     string // proxy, api or console
+	Table        string
+	PepperSecret string
+	SealSecret   string
+	SetupSecret  string
+	KMSKey       string
+	AlertTopic   string
+	Domain       string
+	PublicURL    string
+	MailFrom     string
+	AllowPrivate []netip.Prefix
+	KeyCacheTTL  time.Duration
+	MaxBodyBytes int64
+	LogLevel     string
+}
+
+// Load reads and validates the configuration of function from getenv
+// (os.Getenv in production, a map in tests).
+func Load(function string, getenv func(string) string) (Config, error) {
+	req, ok := Required[function]
+	if !ok {
+		return Config{}, fmt.Errorf("deploy: unknown function %q", function)
+	}
+	var errs []error
+	for _, name := range req {
+		if getenv(name) == "" {
+			errs = append(errs, fmt.Errorf("%s is not set", name))
+		}
+	}
+	c := Config{
+		Function:     function,
+		Table:        getenv(EnvTable),
+		PepperSecret: getenv(EnvPepperSecret),
+		SealSecret:   getenv(EnvSealSecret),
+		SetupSecret:  getenv(EnvSetupSecret),
+		KMSKey:       getenv(EnvKMSKey),
+		AlertTopic:   getenv(EnvAlertTopic),
+		Domain:       strings.ToLower(getenv(EnvDomain)),
+		PublicURL:    strings.TrimRight(getenv(EnvPublicURL), "/"),
+		MailFrom:     getenv(EnvMailFrom),
+		KeyCacheTTL:  5 * time.Minute,
+		MaxBodyBytes: 10 << 20,
+		LogLevel:     getenv(EnvLogLevel),
+	}
+	if v := getenv(EnvAllowPrivate); v != "" {
+		p, err := kve.ParsePrefixes(strings.Split(v, ","))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", EnvAllowPrivate, err))
+		}
+		c.AllowPrivate = p
+	}
+	if v := getenv(EnvKeyCacheTTL); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 || d > time.Hour {
+			errs = append(errs, fmt.Errorf("%s: want a duration up to 1h, got %q", EnvKeyCacheTTL, v))
+		}
+		c.KeyCacheTTL = d
+	}
+	if v := getenv(EnvMaxBodyBytes); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1024 {
+			errs = append(errs, fmt.Errorf("%s: want a byte count ≥ 1024, got %q", EnvMaxBodyBytes, v))
+		}
+		c.MaxBodyBytes = n
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Config{}, fmt.Errorf("%s configuration: %w", function, err)
+	}
+	return c, nil
+}

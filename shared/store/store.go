@@ -1,0 +1,185 @@
+// Package store declares where kve keeps its state: one interface, two
+// implementations (dynamo for AWS, local for local mode) and one conformance
+// suite (storetest) that both pass.
+//
+// Rules every implementation keeps:
+//   - Every read and write of an organization's objects is scoped by orgID in
+//     the query itself; an object of another organization is ErrNotFound.
+//   - Every mutation that takes a kve.Event writes it in the same transaction;
+//     if the event cannot be written, nothing is.
+//   - Errors cross the boundary as kve kinds: not found → KindNotFound, a failed
+//     condition or duplicate → KindConflict, throttling or an unreachable
+//     backend → KindUnavailable.
+//   - Lists are never nil.
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/keyvault-edge/kve/shared/kve"
+)
+
+// Store is all of kve's state.
+type Store interface {
+	Setup
+	Users
+	Orgs
+	Keys
+	Tokens
+	Audit
+	Usage
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Setup guards the one-time creation of the first user.
+type Setup interface {
+	// CompleteSetup creates the first user and their first session, once: a
+	// second call is KindConflict.
+	CompleteSetup(ctx context.Context, u kve.User, s kve.Session) error
+	// SetupDone reports whether CompleteSetup has succeeded.
+	SetupDone(ctx context.Context) (bool, error)
+}
+
+// Users holds users and their sessions (browser logins and kvm_ API tokens).
+type Users interface {
+	User(ctx context.Context, id string) (kve.User, error)
+	// UserByEmail looks up a canonical email.
+	UserByEmail(ctx context.Context, email string) (kve.User, error)
+	// CreateSession stores a session; only its hash identifies it.
+	CreateSession(ctx context.Context, s kve.Session) error
+	// SessionByHash finds a live or expired session; callers check expiry.
+	SessionByHash(ctx context.Context, hash []byte) (kve.Session, error)
+	// TouchSession records activity, for idle timeouts.
+	TouchSession(ctx context.Context, id string, at time.Time) error
+	// Sessions lists a user's sessions, newest first.
+	Sessions(ctx context.Context, userID string) ([]kve.Session, error)
+	// DeleteSession ends one of a user's sessions.
+	DeleteSession(ctx context.Context, userID, id string) error
+}
+
+// Orgs holds organizations and their members.
+type Orgs interface {
+	// CreateOrg creates an organization with its first member (the Owner).
+	// A taken slug is KindConflict.
+	CreateOrg(ctx context.Context, o kve.Org, owner kve.Member, ev kve.Event) error
+	Org(ctx context.Context, orgID string) (kve.Org, error)
+	OrgBySlug(ctx context.Context, slug string) (kve.Org, error)
+	// Memberships lists the organizations a user belongs to, oldest first.
+	Memberships(ctx context.Context, userID string) ([]kve.Membership, error)
+	Member(ctx context.Context, orgID, userID string) (kve.Member, error)
+	// Members lists an organization's members, oldest first.
+	Members(ctx context.Context, orgID string) ([]kve.Member, error)
+}
+
+// Keys holds references to real upstream keys (their values live in the
+// secret store).
+type Keys interface {
+	// CreateKey stores a key reference; a taken name is KindConflict.
+	CreateKey(ctx context.Context, k kve.Key, ev kve.Event) error
+	Key(ctx context.Context, orgID, name string) (kve.Key, error)
+	// Keys lists an organization's keys by name.
+	Keys(ctx context.Context, orgID string) ([]kve.Key, error)
+	// RotateKey records a new secret version and moves every token that uses
+	// the key to it, so the next request uses the new value.
+	RotateKey(ctx context.Context, orgID, name string, r Rotation, ev kve.Event) (kve.Key, error)
+	// DeleteKey removes a key reference. While a token that is not revoked
+	// uses it, the answer is KindConflict and nothing changes.
+	DeleteKey(ctx context.Context, orgID, name string, ev kve.Event) error
+}
+
+// Rotation is a key's new secret version.
+type Rotation struct {
+	Version     string
+	Last4       string
+	Fingerprint string
+	At          time.Time
+}
+
+// Tokens holds sanitized tokens.
+type Tokens interface {
+	// CreateToken stores a token; its Hash must be unique.
+	CreateToken(ctx context.Context, t kve.Token, ev kve.Event) error
+	Token(ctx context.Context, orgID, id string) (kve.Token, error)
+	// TokenByHash is the proxy's lookup: one strongly consistent read, so a
+	// revocation holds on the very next request. It fills t.Spend.
+	TokenByHash(ctx context.Context, hash []byte) (kve.Token, error)
+	// Tokens lists an organization's tokens, newest first, a page at a time.
+	Tokens(ctx context.Context, orgID string, f TokenFilter) (Page[kve.Token], error)
+	// UpdateToken applies fn to the current token and writes the result if
+	// nobody changed it meanwhile (retrying a few times otherwise). fn must not
+	// change ID, OrgID, Hash or Sealed. Revocation is an update that sets
+	// RevokedAt.
+	UpdateToken(ctx context.Context, orgID, id string, fn func(*kve.Token) error, ev kve.Event) (kve.Token, error)
+}
+
+// TokenFilter narrows a token list.
+type TokenFilter struct {
+	VisibleTo      string // when set: shared tokens plus this user's personal ones
+	KeyID          string
+	Env            kve.Env
+	IncludeRevoked bool
+	Cursor         string // from a previous Page.Next
+	Limit          int    // 0 = a default of 100; at most 1000
+}
+
+// Page is one page of a list and the cursor of the next ("" at the end).
+type Page[T any] struct {
+	Items []T
+	Next  string
+}
+
+// Audit holds the audit log. There is no update or delete.
+type Audit interface {
+	// AddEvent records an event that comes with no other change (a token reveal).
+	AddEvent(ctx context.Context, ev kve.Event) error
+	// Events lists an organization's events, newest first.
+	Events(ctx context.Context, orgID string, f EventFilter) (Page[kve.Event], error)
+}
+
+// EventFilter narrows the audit log.
+type EventFilter struct {
+	Action  string // exact action, e.g. token.reveal
+	ActorID string
+	Target  string
+	Since   time.Time
+	Cursor  string
+	Limit   int
+}
+
+// Usage holds per-request records and the counters budgets read.
+type Usage interface {
+	// RecordUsage stores records idempotently by request id and adds their
+	// cost to each token's spend for the record's UTC day, and bumps the
+	// token's last-used time.
+	RecordUsage(ctx context.Context, records []kve.Usage) error
+	// UsageRecords lists an organization's records, newest first.
+	UsageRecords(ctx context.Context, orgID string, f UsageFilter) (Page[kve.Usage], error)
+}
+
+// UsageFilter narrows usage records.
+type UsageFilter struct {
+	TokenID string
+	UserID  string
+	Since   time.Time
+	Cursor  string
+	Limit   int
+}
+
+// DefaultLimit and MaxLimit bound list pages.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+// Limit returns n clamped to (0, MaxLimit], DefaultLimit for 0.
+func Limit(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultLimit
+	case n > MaxLimit:
+		return MaxLimit
+	}
+	return n
+}
