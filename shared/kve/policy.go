@@ -9,11 +9,11 @@ import (
 // Policy is what a token may do. The proxy checks it on every request in the
 // order of DESIGN §6; everything here is data a team edits, never code.
 type Policy struct {
-	Origins     []Origin       `json:"origins"`      // browser origins allowed; empty = none
-	AllowServer bool           `json:"allow_server"` // requests without Origin (servers, CLIs)
-	IPs         []netip.Prefix `json:"ips"`          // client networks; empty = any
-	Paths       []PathRule     `json:"paths"`        // allowed method+path prefixes; empty = any
-	RPM         int            `json:"rpm"`          // requests per minute; 0 = unlimited
+	Origins     []Origin       `json:"origins"`          // browser origins allowed; empty = none
+	AllowServer bool           `json:"allow_server"`     // requests without Origin (servers, CLIs)
+	IPs         []netip.Prefix `json:"ips"`              // client networks; empty = any
+	Paths       []PathRule     `json:"paths"`            // allowed method+path prefixes; empty = any
+	RPM         int            `json:"rpm"`              // requests per minute; 0 = unlimited
 	BudgetMicro int64          `json:"budget_micro_usd"` // spend per UTC day in micro-USD; 0 = unlimited
 }
 

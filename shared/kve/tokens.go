@@ -197,8 +197,8 @@ type KeyRef struct {
 	ID       string `json:"id"`
 	Name     string `json:"name"`
 	Provider string `json:"provider"`
-	Upstream string `json:"upstream"`       // base URL; the provider's default when the key names none
-	Secret   string `json:"-"`              // secret store name, kve/<org>/keys/<key-id>
-	Version  string `json:"-"`              // secret version id
+	Upstream string `json:"upstream"`      // base URL; the provider's default when the key names none
+	Secret   string `json:"-"`             // secret store name, kve/<org>/keys/<key-id>
+	Version  string `json:"-"`             // secret version id
 	Auth     Auth   `json:"auth,omitzero"` // injection for generic providers
 }
