@@ -33,6 +33,10 @@ type Usage struct {
 	ClientIP      string `json:"client_ip"`
 	Origin        string `json:"origin,omitempty"`
 	ClientAborted bool   `json:"client_aborted,omitzero"` // the client went away before the end
+	// Reason says why a request was refused or failed (revoked, origin,
+	// upstream_timeout…): recorded and shown to the team by request id,
+	// never to the client, which sees only the uniform error code.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Day returns the UTC day of the request, the key of per-day counters.

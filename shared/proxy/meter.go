@@ -1,0 +1,282 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+
+	"github.com/keyvault-edge/kve/shared/kve"
+)
+
+// meter wraps an upstream response body on its way to the client. It counts
+// bytes and reads usage (model, prompt and completion tokens) from the bytes
+// the client receives anyway: SSE events as they pass, a JSON body from its
+// tail at the end. It never holds a byte back and keeps at most maxLine +
+// tailSize bytes per stream, whatever the upstream sends (SECURITY T53).
+type meter struct {
+	body   io.ReadCloser
+	sse    bool
+	u      *kve.Usage
+	onRead func() // resets the idle deadline
+	onErr  func(error) error
+
+	bytes   int64
+	line    []byte // the SSE line being assembled
+	skip    bool   // the current line is over maxLine: ignore it to its end
+	lastNL  bool   // the last byte passed was a newline
+	tail    []byte // last tailSize bytes of a JSON body
+	content int64  // bytes of generated text seen, for estimates
+	found   bool   // the upstream reported usage
+	done    bool
+	pending []byte // synthetic bytes to send before EOF (an SSE error event)
+}
+
+const (
+	maxLine  = 1 << 20
+	tailSize = 8 << 10
+)
+
+func (m *meter) Read(p []byte) (int, error) {
+	if m.pending != nil {
+		n := copy(p, m.pending)
+		if m.pending = m.pending[n:]; len(m.pending) == 0 {
+			m.pending = nil
+			m.done = true
+		}
+		return n, nil
+	}
+	if m.done {
+		return 0, io.EOF
+	}
+	n, err := m.body.Read(p)
+	if n > 0 {
+		m.bytes += int64(n)
+		m.observe(p[:n])
+		if m.onRead != nil {
+			m.onRead()
+		}
+	}
+	if err != nil && err != io.EOF {
+		err = m.onErr(err)
+		if m.sse && n == 0 {
+			// End an interrupted stream with a well-formed SSE error event
+			// instead of a cut connection: SDKs raise it as an API error.
+			m.pending = sseError(m.lastNL)
+			return m.Read(p)
+		}
+	}
+	return n, err
+}
+
+func (m *meter) Close() error { return m.body.Close() }
+
+func (m *meter) observe(b []byte) {
+	m.lastNL = b[len(b)-1] == '\n'
+	if !m.sse {
+		if len(b) >= tailSize {
+			m.tail = append(m.tail[:0], b[len(b)-tailSize:]...)
+		} else {
+			if over := len(m.tail) + len(b) - tailSize; over > 0 {
+				m.tail = append(m.tail[:0], m.tail[over:]...)
+			}
+			m.tail = append(m.tail, b...)
+		}
+		return
+	}
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			m.addLine(b)
+			return
+		}
+		m.addLine(b[:i])
+		if !m.skip {
+			m.sseLine(m.line)
+		}
+		m.line, m.skip = m.line[:0], false
+		b = b[i+1:]
+	}
+}
+
+func (m *meter) addLine(b []byte) {
+	if m.skip {
+		return
+	}
+	if len(m.line)+len(b) > maxLine {
+		m.skip, m.line = true, m.line[:0]
+		return
+	}
+	m.line = append(m.line, b...)
+}
+
+// sseLine reads one line of an event stream; only data lines matter.
+func (m *meter) sseLine(line []byte) {
+	line = bytes.TrimSuffix(line, []byte{'\r'})
+	data, ok := bytes.CutPrefix(line, []byte("data:"))
+	if !ok {
+		return
+	}
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || data[0] != '{' {
+		return // "[DONE]" and keep-alives
+	}
+	var d usageDoc
+	if json.Unmarshal(data, &d) != nil {
+		return
+	}
+	m.apply(&d)
+}
+
+// finish reads usage from what the whole body held: for JSON, the tail.
+func (m *meter) finish() {
+	m.u.BytesOut = m.bytes
+	if !m.sse && len(m.tail) > 0 {
+		var d usageDoc
+		if i := lastUsageKey(m.tail); i >= 0 && json.NewDecoder(bytes.NewReader(m.tail[i:])).Decode(&d) == nil {
+			m.apply(&d)
+		} else if json.Unmarshal(m.tail, &d) == nil { // a small body that fits whole
+			m.apply(&d)
+		}
+		if !m.found {
+			m.content = m.bytes
+		}
+	}
+	if !m.found && (m.content > 0 || m.u.BytesIn > 0) {
+		// The upstream reported nothing (an OpenAI stream without
+		// stream_options.include_usage, say): estimate at ~4 bytes a token.
+		m.u.Estimated = true
+		m.u.PromptTokens = (m.u.BytesIn + 3) / 4
+		m.u.CompletionTokens = (m.content + 3) / 4
+	}
+}
+
+// lastUsageKey finds the start of a {"usage":…} or {"usageMetadata":…}
+// fragment near the end of a JSON body, rewritten so that it decodes as an
+// object: it returns the index of the opening quote of the key, and the
+// caller decodes from one byte earlier treated as "{".
+func lastUsageKey(tail []byte) int {
+	i := bytes.LastIndex(tail, []byte(`"usage`))
+	if i <= 0 {
+		return -1
+	}
+	// Turn `…, "usage": {…}}` into `{"usage": {…}}` in place: the byte before
+	// the key (a comma, brace or space) becomes the opening brace.
+	tail[i-1] = '{'
+	return i - 1
+}
+
+// usageDoc holds the fields of every supported wire format that carry the
+// model and the usage: OpenAI (JSON and SSE chunks), Anthropic (JSON,
+// message_start and message_delta events) and Gemini (usageMetadata).
+type usageDoc struct {
+	Model         string        `json:"model"`
+	ModelVersion  string        `json:"modelVersion"`
+	Usage         *usageFields  `json:"usage"`
+	Message       *usageDocMsg  `json:"message"`
+	UsageMetadata *geminiUsage  `json:"usageMetadata"`
+	Choices       []choiceDelta `json:"choices"`
+	Delta         *struct {
+		Text string `json:"text"`
+	} `json:"delta"`
+}
+
+type usageDocMsg struct {
+	Model string       `json:"model"`
+	Usage *usageFields `json:"usage"`
+}
+
+type usageFields struct {
+	PromptTokens        int64 `json:"prompt_tokens"`
+	CompletionTokens    int64 `json:"completion_tokens"`
+	PromptTokensDetails *struct {
+		CachedTokens int64 `json:"cached_tokens"`
+	} `json:"prompt_tokens_details"`
+	CompletionTokensDetails *struct {
+		ReasoningTokens int64 `json:"reasoning_tokens"`
+	} `json:"completion_tokens_details"`
+	// Anthropic
+	InputTokens          int64 `json:"input_tokens"`
+	OutputTokens         int64 `json:"output_tokens"`
+	CacheReadInputTokens int64 `json:"cache_read_input_tokens"`
+}
+
+type geminiUsage struct {
+	PromptTokenCount        int64 `json:"promptTokenCount"`
+	CandidatesTokenCount    int64 `json:"candidatesTokenCount"`
+	CachedContentTokenCount int64 `json:"cachedContentTokenCount"`
+	ThoughtsTokenCount      int64 `json:"thoughtsTokenCount"`
+}
+
+type choiceDelta struct {
+	Delta *struct {
+		Content string `json:"content"`
+	} `json:"delta"`
+}
+
+// apply merges one document into the usage. Anthropic and Gemini report
+// running totals, so later values replace earlier ones; OpenAI reports once.
+func (m *meter) apply(d *usageDoc) {
+	u := m.u
+	if d.Model != "" {
+		u.Model = d.Model
+	} else if d.ModelVersion != "" {
+		u.Model = d.ModelVersion
+	}
+	if d.Message != nil {
+		if d.Message.Model != "" {
+			u.Model = d.Message.Model
+		}
+		if d.Message.Usage != nil {
+			m.applyFields(d.Message.Usage)
+		}
+	}
+	if d.Usage != nil {
+		m.applyFields(d.Usage)
+	}
+	if g := d.UsageMetadata; g != nil {
+		m.found = true
+		u.PromptTokens = g.PromptTokenCount
+		u.CompletionTokens = g.CandidatesTokenCount + g.ThoughtsTokenCount
+		u.CachedTokens = g.CachedContentTokenCount
+		u.ReasoningTokens = g.ThoughtsTokenCount
+	}
+	for _, c := range d.Choices {
+		if c.Delta != nil {
+			m.content += int64(len(c.Delta.Content))
+		}
+	}
+	if d.Delta != nil {
+		m.content += int64(len(d.Delta.Text))
+	}
+}
+
+func (m *meter) applyFields(f *usageFields) {
+	u := m.u
+	switch {
+	case f.PromptTokens > 0 || f.CompletionTokens > 0:
+		m.found = true
+		u.PromptTokens, u.CompletionTokens = f.PromptTokens, f.CompletionTokens
+		if f.PromptTokensDetails != nil {
+			u.CachedTokens = f.PromptTokensDetails.CachedTokens
+		}
+		if f.CompletionTokensDetails != nil {
+			u.ReasoningTokens = f.CompletionTokensDetails.ReasoningTokens
+		}
+	case f.InputTokens > 0 || f.OutputTokens > 0:
+		m.found = true
+		if f.InputTokens > 0 { // message_delta repeats only the output count
+			u.PromptTokens = f.InputTokens + f.CacheReadInputTokens
+			u.CachedTokens = f.CacheReadInputTokens
+		}
+		u.CompletionTokens = f.OutputTokens
+	}
+}
+
+// sseError is the event that ends a stream the upstream broke off.
+func sseError(atLineStart bool) []byte {
+	const ev = "event: error\ndata: {\"error\":{\"message\":\"The upstream stream was interrupted.\",\"type\":\"kve_error\",\"code\":\"upstream_unavailable\"}}\n\n"
+	if atLineStart {
+		return []byte("\n" + ev)
+	}
+	return []byte("\n\n" + ev)
+}
