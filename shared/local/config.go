@@ -1,0 +1,78 @@
+package local
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/keyvault-edge/kve/shared/kve"
+	"github.com/keyvault-edge/kve/shared/proxy"
+)
+
+// Config is local mode's configuration: flags over environment variables.
+type Config struct {
+	Listen       string         // --listen, KVE_LISTEN; default 127.0.0.1:8080
+	Data         string         // --data, KVE_DATA; default .kve-local
+	AllowPrivate []netip.Prefix // --allow-private-upstreams, KVE_ALLOW_PRIVATE_UPSTREAMS
+	Domain       string         // --domain, KVE_DOMAIN: host-form routing <provider>.<domain>
+	PublicURL    string         // --public-url, KVE_PUBLIC_URL; default http://<listen>
+	MaxBodyBytes int64          // --max-body-bytes; default 10 MiB
+	LogLevel     slog.Level     // --log-level; default info
+	DrainTimeout string         // --drain-timeout; default 60s
+	// Upstream timeouts (SECURITY G13); zero fields take the proxy's defaults.
+	Timeouts proxy.Timeouts
+}
+
+// ParseConfig reads flags (args without the program name) over the
+// environment (getenv). Unknown flags are errors: kve never starts with a
+// setting it does not understand.
+func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	fs := flag.NewFlagSet("kve-local", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c Config
+	var allow, level string
+	fs.StringVar(&c.Listen, "listen", env("KVE_LISTEN", "127.0.0.1:8080"), "address to serve proxy, API and dashboard on")
+	fs.StringVar(&c.Data, "data", env("KVE_DATA", ".kve-local"), "data directory (store, sealed secrets, master key)")
+	fs.StringVar(&allow, "allow-private-upstreams", env("KVE_ALLOW_PRIVATE_UPSTREAMS", ""), "comma-separated CIDRs that upstreams and webhooks may resolve to (e.g. 127.0.0.0/8)")
+	fs.StringVar(&c.Domain, "domain", env("KVE_DOMAIN", ""), "domain for host-form routing: <provider>.<domain>")
+	fs.StringVar(&c.PublicURL, "public-url", env("KVE_PUBLIC_URL", ""), "base URL users reach kve at, for links (default http://<listen>)")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 10<<20, "largest request body the proxy accepts")
+	fs.StringVar(&level, "log-level", env("KVE_LOG_LEVEL", "info"), "debug, info, warn or error")
+	fs.StringVar(&c.DrainTimeout, "drain-timeout", "60s", "how long shutdown waits for open streams")
+	fs.DurationVar(&c.Timeouts.ResponseHeader, "upstream-header-timeout", 300*time.Second, "longest wait for an upstream's response head")
+	fs.DurationVar(&c.Timeouts.StreamIdle, "stream-idle-timeout", 120*time.Second, "longest silence inside an upstream response body")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	var errs []error
+	if allow != "" {
+		p, err := kve.ParsePrefixes(strings.Split(allow, ","))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--allow-private-upstreams: %w", err))
+		}
+		c.AllowPrivate = p
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Listen
+	}
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	c.Domain = strings.ToLower(c.Domain)
+	return c, errors.Join(errs...)
+}
