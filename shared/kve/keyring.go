@@ -9,13 +9,27 @@ import (
 	"errors"
 )
 
+// Hasher keys the lookup HMAC of tokens and sessions with the server's
+// pepper. The proxy holds only a Hasher: it never needs to reveal a token.
+type Hasher struct {
+	pepper []byte
+}
+
+// NewHasher returns a hasher for a 32-byte pepper.
+func NewHasher(pepper []byte) (*Hasher, error) {
+	if len(pepper) != KeySize {
+		return nil, errors.New("keyring: pepper must be 32 bytes")
+	}
+	return &Hasher{pepper: append([]byte(nil), pepper...)}, nil
+}
+
 // Keyring holds the two server-side secrets behind tokens: the pepper that
 // keys the lookup HMAC, and the key that seals token values for later reveal.
 // Both come from the secret store (Secrets Manager on AWS, the local sealed
 // file in local mode), never from configuration.
 type Keyring struct {
-	pepper []byte
-	aead   cipher.AEAD
+	*Hasher
+	aead cipher.AEAD
 }
 
 // KeySize is the size of the pepper and of the sealing key, in bytes.
@@ -34,13 +48,13 @@ func NewKeyring(pepper, sealKey []byte) (*Keyring, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Keyring{pepper: append([]byte(nil), pepper...), aead: aead}, nil
+	return &Keyring{Hasher: &Hasher{pepper: append([]byte(nil), pepper...)}, aead: aead}, nil
 }
 
 // Hash returns HMAC-SHA256(pepper, value): the store's lookup key for a token
 // or session. The MAC is never a credential itself.
-func (k *Keyring) Hash(value string) []byte {
-	m := hmac.New(sha256.New, k.pepper)
+func (h *Hasher) Hash(value string) []byte {
+	m := hmac.New(sha256.New, h.pepper)
 	m.Write([]byte(value))
 	return m.Sum(nil)
 }

@@ -40,6 +40,18 @@ func Keyring(ctx context.Context, s Store, pepperName, sealName string) (*kve.Ke
 	return k, nil
 }
 
+// Hasher reads only the pepper: what the proxy needs to look tokens up,
+// without the sealing key it has no use for (least privilege).
+func Hasher(ctx context.Context, s Store, pepperName string) (*kve.Hasher, error) {
+	pepper, err := serverKey(ctx, s, pepperName)
+	if err != nil {
+		return nil, fmt.Errorf("read pepper: %w", err)
+	}
+	h, err := kve.NewHasher(pepper[:])
+	clear(pepper[:])
+	return h, err
+}
+
 func serverKey(ctx context.Context, s Store, name string) ([sha256.Size]byte, error) {
 	v, err := s.Value(ctx, name, "")
 	if err != nil {

@@ -1,0 +1,118 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/keyvault-edge/kve/shared/api"
+	"github.com/keyvault-edge/kve/shared/kve"
+	"github.com/keyvault-edge/kve/shared/limits"
+	"github.com/keyvault-edge/kve/shared/manage"
+	"github.com/keyvault-edge/kve/shared/proxy"
+	"github.com/keyvault-edge/kve/shared/secrets"
+	"github.com/keyvault-edge/kve/shared/store/dynamo"
+	"github.com/keyvault-edge/kve/shared/usage"
+)
+
+// backends are the AWS clients of one execution environment, built once at
+// start and reused by every invocation.
+type backends struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *dynamo.Store
+	secrets *secrets.Manager
+}
+
+// open reads the function's configuration and builds its AWS clients. The
+// SDK takes credentials and region from the Lambda environment; endpoints
+// can be pointed at emulators with the SDK's own AWS_ENDPOINT_URL_<SERVICE>
+// variables (the runtime-emulator tests do).
+func open(ctx context.Context, function string, getenv func(string) string) (*backends, error) {
+	cfg, err := Load(function, getenv)
+	if err != nil {
+		return nil, err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); cfg.LogLevel != "" && err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvLogLevel, err)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level})).With("function", function)
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	return &backends{
+		cfg:     cfg,
+		log:     log,
+		store:   dynamo.Open(dynamodb.NewFromConfig(awsCfg), cfg.Table),
+		secrets: secrets.NewManager(secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) { o.RetryMaxAttempts = 3 }), cfg.KMSKey),
+	}, nil
+}
+
+// Proxy builds the proxy function's handler: tokens from DynamoDB (one
+// strongly consistent read per request), real keys from Secrets Manager
+// (cached per execution environment, keyed by version), usage written
+// before the invocation ends. It reads only the pepper, never the sealing
+// key: the proxy has no use for token values.
+func Proxy(ctx context.Context, getenv func(string) string) (http.Handler, error) {
+	b, err := open(ctx, "proxy", getenv)
+	if err != nil {
+		return nil, err
+	}
+	hasher, err := secrets.Hasher(ctx, b.secrets, b.cfg.PepperSecret)
+	if err != nil {
+		return nil, fmt.Errorf("proxy: %w", err)
+	}
+	return proxy.New(proxy.Config{
+		Domain:       b.cfg.Domain,
+		MaxBodyBytes: b.cfg.MaxBodyBytes,
+		AllowPrivate: b.cfg.AllowPrivate,
+		Logger:       b.log,
+	}, proxy.Deps{
+		Tokens:   b.store,
+		Keys:     secrets.NewCache(b.secrets, b.cfg.KeyCacheTTL, time.Now),
+		Hash:     hasher.Hash,
+		Limiter:  limits.NewMemory(),
+		Recorder: usage.NewSync(b.store, usage.DefaultPrices(), b.log),
+	}), nil
+}
+
+// API builds the management API function's handler.
+func API(ctx context.Context, getenv func(string) string) (http.Handler, error) {
+	b, err := open(ctx, "api", getenv)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := b.service(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	return api.New(svc, api.Config{Logger: b.log}), nil
+}
+
+// service builds the management operations over the AWS backends.
+func (b *backends) service(ctx context.Context) (*manage.Service, error) {
+	keyring, err := secrets.Keyring(ctx, b.secrets, b.cfg.PepperSecret, b.cfg.SealSecret)
+	if err != nil {
+		return nil, err
+	}
+	setup := b.cfg.SetupSecret
+	return manage.New(manage.Config{
+		Logger: b.log,
+		SetupCode: func(ctx context.Context) (kve.Secret, error) {
+			return b.secrets.Value(ctx, setup, "")
+		},
+		AllowInsecureUpstreams: len(b.cfg.AllowPrivate) > 0,
+		PublicURL:              b.cfg.PublicURL,
+		Domain:                 b.cfg.Domain,
+	}, manage.Deps{Store: b.store, Secrets: b.secrets, Keyring: keyring}), nil
+}
+
