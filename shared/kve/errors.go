@@ -28,7 +28,7 @@ var kindNames = [...]string{"internal", "invalid", "unauthenticated", "forbidden
 	"not_found", "conflict", "gone", "too_large", "rate_limited", "unavailable"}
 
 func (k Kind) String() string {
-	if int(k) < len(kindNames) {
+	if k >= 0 && int(k) < len(kindNames) {
 		return kindNames[k]
 	}
 	return fmt.Sprintf("kind(%d)", int(k))

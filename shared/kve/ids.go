@@ -51,5 +51,5 @@ func ValidID(prefix, s string) bool {
 			return false
 		}
 	}
-	return s[len(prefix)] <= '3' // 26 digits carry 130 bits; the top two are zero
+	return s[len(prefix)] <= '7' // 26 digits carry 130 bits; the top two are zero
 }

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Origin is a browser origin or an origin pattern, canonical: lower-case
@@ -24,7 +25,10 @@ func ParseOrigin(s string) (Origin, error) {
 	if err == nil && (o.Wildcard || o.Port == "*") {
 		err = errOrigin(s, "a request origin cannot hold a wildcard")
 	}
-	return o, err
+	if err != nil {
+		return Origin{}, err
+	}
+	return o, nil
 }
 
 // ParseOriginPattern parses an origin a token allows, with optional wildcards.
@@ -45,6 +49,13 @@ func parseOrigin(s string) (Origin, error) {
 	}
 	if strings.ContainsAny(rest, "/?#@\\ \t\r\n%") {
 		return o, errOrigin(s, "an origin has no path, query, userinfo or spaces")
+	}
+	for i := 0; i < len(rest); i++ {
+		// Only ASCII: strings.ToLower below would fold look-alikes such as
+		// the Kelvin sign U+212A into an ASCII host. Browsers send punycode.
+		if rest[i] >= utf8.RuneSelf {
+			return o, errOrigin(s, "an origin is ASCII (hosts in punycode)")
+		}
 	}
 	host, port := rest, ""
 	if strings.HasPrefix(rest, "[") { // IPv6 literal
@@ -71,8 +82,12 @@ func parseOrigin(s string) (Origin, error) {
 	if strings.HasPrefix(host, "*.") {
 		o.Wildcard, host = true, host[2:]
 	}
-	if !strings.HasPrefix(host, "[") && !validHostname(host) {
-		return o, errOrigin(s, "invalid host")
+	if (o.Wildcard || !strings.HasPrefix(host, "[")) && !validHostname(host) {
+		return Origin{}, errOrigin(s, "invalid host")
+	}
+	if o.Wildcard && (!strings.Contains(host, ".") || isNumericLabel(host[strings.LastIndexByte(host, '.')+1:])) {
+		// *.com would allow a whole top-level domain, *.0.1 a range of IPs.
+		return Origin{}, errOrigin(s, "a wildcard needs a domain of at least two labels")
 	}
 	o.Host = host
 	switch {
@@ -80,7 +95,7 @@ func parseOrigin(s string) (Origin, error) {
 		o.Port = "*"
 	case port != "" || strings.HasSuffix(rest, ":"):
 		n, err := strconv.Atoi(port)
-		if err != nil || n < 1 || n > 65535 || port[0] == '0' {
+		if err != nil || n < 1 || n > 65535 || port[0] < '1' || port[0] > '9' {
 			return o, errOrigin(s, "invalid port")
 		}
 		if !(o.Scheme == "http" && n == 80 || o.Scheme == "https" && n == 443) {
@@ -105,6 +120,15 @@ func validHostname(h string) bool {
 			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
 				return false
 			}
+		}
+	}
+	return true
+}
+
+func isNumericLabel(l string) bool {
+	for i := 0; i < len(l); i++ {
+		if l[i] < '0' || l[i] > '9' {
+			return false
 		}
 	}
 	return true

@@ -155,6 +155,7 @@ func isToken(s string) bool {
 // truncate shortens user-supplied text before it is echoed in a message.
 // It counts bytes but never cuts a UTF-8 sequence in half.
 func truncate(s string, n int) string {
+	n = max(n, 0)
 	if len(s) <= n {
 		return s
 	}

@@ -122,7 +122,10 @@ const (
 	AuthBasic  AuthMode = "basic"  // Authorization: Basic base64(key), key = "user:password"
 )
 
-var headerName = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+var (
+	headerName = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+	queryName  = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+)
 
 // Validate checks an Auth for a generic key and fills its defaults.
 func (a *Auth) Validate() error {
@@ -136,7 +139,7 @@ func (a *Auth) Validate() error {
 			return Errorf(KindInvalid, "invalid_auth", "auth.name must be a header name kve may set")
 		}
 	case AuthQuery:
-		if !headerName.MatchString(a.Name) {
+		if !queryName.MatchString(a.Name) {
 			return Errorf(KindInvalid, "invalid_auth", "auth.name must name the query parameter, e.g. api_key")
 		}
 		a.Prefix = ""
@@ -174,7 +177,8 @@ func ValidateUpstream(raw string, allowInsecure bool) (string, error) {
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery {
 		return "", Errorf(KindInvalid, "invalid_upstream", "upstream may not hold userinfo, a query or a fragment")
 	}
-	if strings.Contains(u.Path, "..") {
+	// ".." anywhere, not only as a segment: some servers read "/..;/" as "/../".
+	if strings.Contains(u.Path, "..") || strings.Contains(u.Path+"/", "/./") {
 		return "", Errorf(KindInvalid, "invalid_upstream", "upstream path may not hold dot segments")
 	}
 	u.Path = strings.TrimRight(u.Path, "/")

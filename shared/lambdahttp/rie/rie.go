@@ -30,15 +30,16 @@ const Install = "go install github.com/aws/aws-lambda-runtime-interface-emulator
 // Emulator is a running aws-lambda-rie serving one bootstrap.
 type Emulator struct {
 	url string
+	out *syncBuffer
 }
 
 // Start runs bootstrap under the emulator until the test ends, on free
 // local ports, and waits until it accepts invocations. Without the emulator
 // binary the test is skipped, or fails when KVE_REQUIRE_SERVICES=1 (CI).
 //
-// The emulator gets no environment but what it needs: it hands its own to
-// the function, and the test's may hold credentials.
-func Start(t testing.TB, bootstrap string) *Emulator {
+// The emulator gets no environment but what it needs plus env ("NAME=value"):
+// it hands its own to the function, and the test's may hold credentials.
+func Start(t testing.TB, bootstrap string, env ...string) *Emulator {
 	t.Helper()
 	bin, err := Binary()
 	if err != nil {
@@ -55,7 +56,7 @@ func Start(t testing.TB, bootstrap string) *Emulator {
 		"--log-level", "warn",
 		bootstrap)
 	cmd.Dir = filepath.Dir(bootstrap)
-	cmd.Env = []string{"AWS_LAMBDA_FUNCTION_TIMEOUT=60", "AWS_LAMBDA_FUNCTION_NAME=kve-test"}
+	cmd.Env = append([]string{"AWS_LAMBDA_FUNCTION_TIMEOUT=60", "AWS_LAMBDA_FUNCTION_NAME=kve-test"}, env...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -83,8 +84,12 @@ func Start(t testing.TB, bootstrap string) *Emulator {
 	if err := waitReady(t.Context(), addr, exited); err != nil {
 		t.Fatalf("aws-lambda-rie: %v\n%s", err, out)
 	}
-	return &Emulator{url: "http://" + addr + "/2015-03-31/functions/function/invocations"}
+	return &Emulator{url: "http://" + addr + "/2015-03-31/functions/function/invocations", out: out}
 }
+
+// Output returns what the emulator and the function printed so far
+// (the function's logs, the emulator's INIT and REPORT lines).
+func (e *Emulator) Output() string { return e.out.String() }
 
 // Invoke invokes the function with payload, as `aws lambda invoke` would,
 // and returns the raw result.
