@@ -1,5 +1,5 @@
 // Package store declares where kve keeps its state: one interface, two
-// implementations (dynamo for AWS, local for local mode) and one conformance
+// implementations (dynamo for AWS, sqlite for local mode) and one conformance
 // suite (storetest) that both pass.
 //
 // Rules every implementation keeps:

@@ -1,0 +1,101 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/keyvault-edge/kve/shared/kve"
+)
+
+// CreateOrg implements store.Orgs: the organization, its Owner and the event
+// in one transaction. The owner joins the new organization whatever
+// owner.OrgID says.
+func (s *Store) CreateOrg(ctx context.Context, o kve.Org, owner kve.Member, ev kve.Event) error {
+	return s.inTx(ctx, "create org", func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO orgs (`+orgColumns+`) VALUES (?, ?, ?, ?, ?)`,
+			o.ID, o.Slug, o.Name, millis(o.CreatedAt), o.CreatedBy)
+		if err != nil {
+			return classify("create org", "an organization with this slug already exists", err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO members (`+memberColumns+`) VALUES (?, ?, ?, ?, ?, ?)`,
+			o.ID, owner.UserID, owner.Email, owner.Name, owner.Role, millis(owner.JoinedAt))
+		if err != nil {
+			return classify("add owner", "already a member", err)
+		}
+		return insertEvent(ctx, tx, ev)
+	})
+}
+
+const orgColumns = `id, slug, name, created_at, created_by`
+
+func scanOrg(row scanner) (kve.Org, error) {
+	var o kve.Org
+	var created int64
+	if err := row.Scan(&o.ID, &o.Slug, &o.Name, &created, &o.CreatedBy); err != nil {
+		return kve.Org{}, err
+	}
+	o.CreatedAt = fromMillis(created)
+	return o, nil
+}
+
+// Org implements store.Orgs.
+func (s *Store) Org(ctx context.Context, orgID string) (kve.Org, error) {
+	o, err := scanOrg(s.read.QueryRowContext(ctx, `SELECT `+orgColumns+` FROM orgs WHERE id = ?`, orgID))
+	return o, classify("read org", "", err)
+}
+
+// OrgBySlug implements store.Orgs.
+func (s *Store) OrgBySlug(ctx context.Context, slug string) (kve.Org, error) {
+	o, err := scanOrg(s.read.QueryRowContext(ctx, `SELECT `+orgColumns+` FROM orgs WHERE slug = ?`, slug))
+	return o, classify("read org by slug", "", err)
+}
+
+// Memberships implements store.Orgs.
+func (s *Store) Memberships(ctx context.Context, userID string) ([]kve.Membership, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT o.id, o.slug, o.name, o.created_at, o.created_by, m.role
+		FROM members m JOIN orgs o ON o.id = m.org_id
+		WHERE m.user_id = ? ORDER BY m.joined_at, m.org_id`, userID)
+	if err != nil {
+		return nil, classify("list memberships", "", err)
+	}
+	out, err := collect(rows, func(row scanner) (kve.Membership, error) {
+		var m kve.Membership
+		var created int64
+		if err := row.Scan(&m.Org.ID, &m.Org.Slug, &m.Org.Name, &created, &m.Org.CreatedBy, &m.Role); err != nil {
+			return kve.Membership{}, err
+		}
+		m.Org.CreatedAt = fromMillis(created)
+		return m, nil
+	})
+	return out, classify("list memberships", "", err)
+}
+
+const memberColumns = `org_id, user_id, email, name, role, joined_at`
+
+func scanMember(row scanner) (kve.Member, error) {
+	var m kve.Member
+	var joined int64
+	if err := row.Scan(&m.OrgID, &m.UserID, &m.Email, &m.Name, &m.Role, &joined); err != nil {
+		return kve.Member{}, err
+	}
+	m.JoinedAt = fromMillis(joined)
+	return m, nil
+}
+
+// Member implements store.Orgs.
+func (s *Store) Member(ctx context.Context, orgID, userID string) (kve.Member, error) {
+	m, err := scanMember(s.read.QueryRowContext(ctx, `SELECT `+memberColumns+` FROM members
+		WHERE org_id = ? AND user_id = ?`, orgID, userID))
+	return m, classify("read member", "", err)
+}
+
+// Members implements store.Orgs.
+func (s *Store) Members(ctx context.Context, orgID string) ([]kve.Member, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+memberColumns+` FROM members
+		WHERE org_id = ? ORDER BY joined_at, user_id`, orgID)
+	if err != nil {
+		return nil, classify("list members", "", err)
+	}
+	out, err := collect(rows, scanMember)
+	return out, classify("list members", "", err)
+}

@@ -1,0 +1,105 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/keyvault-edge/kve/shared/kve"
+	"github.com/keyvault-edge/kve/shared/store"
+)
+
+const usageColumns = `request_id, org_id, token_id, user_id, at, env, provider, method, path, model, status,
+	duration_ns, upstream_ns, bytes_in, bytes_out,
+	prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, estimated, cost_micro,
+	client_ip, origin, client_aborted`
+
+// RecordUsage implements store.Usage in one transaction per batch. A record
+// whose request id is already stored is skipped whole: only rows that were
+// inserted add to spend and last-used, so a retried batch counts once.
+func (s *Store) RecordUsage(ctx context.Context, records []kve.Usage) error {
+	if len(records) == 0 {
+		return nil
+	}
+	return s.inTx(ctx, "record usage", func(tx *sql.Tx) error {
+		insert, err := tx.PrepareContext(ctx, `INSERT INTO usage (`+usageColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (request_id) DO NOTHING`)
+		if err != nil {
+			return classify("record usage", "", err)
+		}
+		defer insert.Close()
+		for i := range records {
+			u := &records[i]
+			res, err := insert.ExecContext(ctx, u.RequestID, u.OrgID, u.TokenID, u.UserID, millis(u.At),
+				u.Env, u.Provider, u.Method, u.Path, u.Model, u.Status,
+				int64(u.Duration), int64(u.Upstream), u.BytesIn, u.BytesOut,
+				u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.ReasoningTokens, u.Estimated, u.CostMicro,
+				u.ClientIP, u.Origin, u.ClientAborted)
+			if err != nil {
+				return classify("record usage", "", err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return classify("record usage", "", err)
+			} else if n == 0 || u.TokenID == "" {
+				continue // already counted, or a request no token was matched to
+			}
+			// Spend is only counted for a token of the record's organization.
+			res, err = tx.ExecContext(ctx, `UPDATE tokens SET last_used = max(last_used, ?)
+				WHERE org_id = ? AND id = ?`, millis(u.At), u.OrgID, u.TokenID)
+			if err != nil {
+				return classify("bump token last used", "", err)
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return classify("bump token last used", "", err)
+			} else if n == 0 {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO spend (token_id, day, micro) VALUES (?, ?, ?)
+				ON CONFLICT (token_id, day) DO UPDATE SET micro = micro + excluded.micro`,
+				u.TokenID, u.Day(), u.CostMicro); err != nil {
+				return classify("add spend", "", err)
+			}
+		}
+		return nil
+	})
+}
+
+func scanUsage(row scanner) (kve.Usage, error) {
+	var u kve.Usage
+	var at, duration, upstream int64
+	if err := row.Scan(&u.RequestID, &u.OrgID, &u.TokenID, &u.UserID, &at, &u.Env, &u.Provider, &u.Method,
+		&u.Path, &u.Model, &u.Status, &duration, &upstream, &u.BytesIn, &u.BytesOut,
+		&u.PromptTokens, &u.CompletionTokens, &u.CachedTokens, &u.ReasoningTokens, &u.Estimated, &u.CostMicro,
+		&u.ClientIP, &u.Origin, &u.ClientAborted); err != nil {
+		return kve.Usage{}, err
+	}
+	u.At, u.Duration, u.Upstream = fromMillis(at), time.Duration(duration), time.Duration(upstream)
+	return u, nil
+}
+
+// UsageRecords implements store.Usage: newest first by (at, request id);
+// Since is inclusive.
+func (s *Store) UsageRecords(ctx context.Context, orgID string, f store.UsageFilter) (store.Page[kve.Usage], error) {
+	after, err := parseCursor(f.Cursor)
+	if err != nil {
+		return store.Page[kve.Usage]{}, err
+	}
+	limit := store.Limit(f.Limit)
+	rows, err := s.read.QueryContext(ctx, `SELECT `+usageColumns+` FROM usage
+		WHERE org_id = ?1
+		  AND (?2 = '' OR token_id = ?2)
+		  AND (?3 = '' OR user_id = ?3)
+		  AND at >= ?4
+		  AND (at, request_id) < (?5, ?6)
+		ORDER BY at DESC, request_id DESC LIMIT ?7`,
+		orgID, f.TokenID, f.UserID, millis(f.Since), after.at, after.id, limit+1)
+	if err != nil {
+		return store.Page[kve.Usage]{}, classify("list usage", "", err)
+	}
+	items, err := collect(rows, scanUsage)
+	if err != nil {
+		return store.Page[kve.Usage]{}, classify("list usage", "", err)
+	}
+	return page(items, limit, func(u *kve.Usage) cursor { return cursor{millis(u.At), u.RequestID} }), nil
+}
