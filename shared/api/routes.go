@@ -1,0 +1,117 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/keyvault-edge/kve/shared/kve"
+	"github.com/keyvault-edge/kve/shared/manage"
+)
+
+// access says who may call a route.
+type access struct {
+	anonymous bool       // no credential at all
+	roles     []kve.Role // roles in the route's {org}; nil: any signed-in user
+}
+
+var (
+	anonymous = access{anonymous: true}
+	signedIn  = access{}
+	owner     = access{roles: []kve.Role{kve.RoleOwner}}
+	managers  = access{roles: []kve.Role{kve.RoleOwner, kve.RoleAdmin}}
+	members   = access{roles: []kve.Role{kve.RoleOwner, kve.RoleAdmin, kve.RoleDeveloper}}
+)
+
+// policy is the authorization table: every route, by its ServeMux pattern,
+// with who may call it (DESIGN §8). A caller outside the route's {org} gets
+// 404, a member whose role is not listed 403. Finer rules (a Developer's own
+// personal dev tokens only) are manage's, which checks them on every call.
+var policy = map[string]access{
+	"GET /api/v1/openapi.yaml": anonymous,
+	"POST /api/v1/setup":       anonymous,
+	"POST /api/v1/login":       anonymous,
+
+	"POST /api/v1/orgs": signedIn,
+	"GET /api/v1/orgs":  signedIn,
+
+	"POST /api/v1/orgs/{org}/keys":               owner,
+	"GET /api/v1/orgs/{org}/keys":                owner,
+	"POST /api/v1/orgs/{org}/keys/{name}/rotate": owner,
+	"DELETE /api/v1/orgs/{org}/keys/{name}":      owner,
+
+	"POST /api/v1/orgs/{org}/tokens":        members, // Developers: personal dev tokens only
+	"GET /api/v1/orgs/{org}/tokens":         members, // Developers: shared + own personal
+	"GET /api/v1/orgs/{org}/tokens/{id}":    members, // reveal, audited; same visibility
+	"PATCH /api/v1/orgs/{org}/tokens/{id}":  managers,
+	"DELETE /api/v1/orgs/{org}/tokens/{id}": members, // Developers: own personal dev tokens
+
+	"GET /api/v1/orgs/{org}/audit": managers,
+}
+
+func (s *server) routes() {
+	s.handle("GET /api/v1/openapi.yaml", s.openAPI)
+	s.handle("POST /api/v1/setup", s.setup)
+	s.handle("POST /api/v1/login", s.login)
+
+	s.handle("POST /api/v1/orgs", s.createOrg)
+	s.handle("GET /api/v1/orgs", s.orgs)
+
+	s.handle("POST /api/v1/orgs/{org}/keys", s.createKey)
+	s.handle("GET /api/v1/orgs/{org}/keys", s.keys)
+	s.handle("POST /api/v1/orgs/{org}/keys/{name}/rotate", s.rotateKey)
+	s.handle("DELETE /api/v1/orgs/{org}/keys/{name}", s.deleteKey)
+
+	s.handle("POST /api/v1/orgs/{org}/tokens", s.createToken)
+	s.handle("GET /api/v1/orgs/{org}/tokens", s.tokens)
+	s.handle("GET /api/v1/orgs/{org}/tokens/{id}", s.revealToken)
+	s.handle("PATCH /api/v1/orgs/{org}/tokens/{id}", s.updateToken)
+	s.handle("DELETE /api/v1/orgs/{org}/tokens/{id}", s.revokeToken)
+
+	s.handle("GET /api/v1/orgs/{org}/audit", s.events)
+}
+
+// handlerFunc is a route's handler: it writes a success, or returns an error
+// that serve renders.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handle registers h behind the route's entry in the authorization table.
+func (s *server) handle(pattern string, h handlerFunc) {
+	s.patterns = append(s.patterns, pattern)
+	a, ok := policy[pattern]
+	s.mux.Handle(pattern, s.serve(func(w http.ResponseWriter, r *http.Request) error {
+		if !ok {
+			return fmt.Errorf("route %q has no authorization entry", pattern) // fails closed, 500
+		}
+		if a.anonymous {
+			return h(w, r)
+		}
+		p, err := s.authenticate(r)
+		if err != nil {
+			return err
+		}
+		if a.roles != nil {
+			if _, err := s.svc.Authorize(r.Context(), r.PathValue("org"), p, a.roles...); err != nil {
+				return err
+			}
+		}
+		return h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	}))
+}
+
+// serve adapts a handlerFunc, rendering its error.
+func (s *server) serve(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+type principalKey struct{}
+
+// principal returns the caller that handle authenticated.
+func principal(r *http.Request) manage.Principal {
+	p, _ := r.Context().Value(principalKey{}).(manage.Principal)
+	return p
+}

@@ -1,0 +1,245 @@
+// Package managetest runs a manage.Service on the embedded backends (the
+// SQLite store and the local sealed secret file) in a test's temporary
+// directory, with a clock the test moves and a log it can read, for the tests
+// of manage, api and the dashboard.
+package managetest
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keyvault-edge/kve/shared/kve"
+	"github.com/keyvault-edge/kve/shared/manage"
+	"github.com/keyvault-edge/kve/shared/secrets"
+	"github.com/keyvault-edge/kve/shared/store/sqlite"
+)
+
+// SetupCode is the one-time setup code of every Env.
+const SetupCode kve.Secret = "kve-setup-FAKE-0123456789"
+
+// Start is where every Env's clock starts: whole milliseconds, because the
+// SQLite store keeps no finer time.
+var Start = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+// Env is a Service on real embedded backends.
+type Env struct {
+	Service *manage.Service
+	Config  manage.Config
+	Store   *sqlite.Store
+	Secrets *secrets.Local
+	Keyring *kve.Keyring
+	Clock   *Clock
+	Logs    *Logs // everything the Service logged, as JSON lines
+
+	dbPath string
+}
+
+// New opens the backends in t.TempDir() and builds a Service on them, with a
+// cheap argon2 cost (the production cost is slow under -race). configure may
+// change the configuration before the Service is built.
+func New(t testing.TB, configure ...func(*manage.Config)) *Env {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	e := &Env{Clock: &Clock{t: Start}, Logs: &Logs{}, dbPath: filepath.Join(dir, "kve.db")}
+	st, err := sqlite.Open(ctx, e.dbPath)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { st.Close() })
+	sec, err := secrets.OpenLocal(filepath.Join(dir, "secrets"))
+	if err != nil {
+		t.Fatalf("open secrets: %v", err)
+	}
+	if err := sec.EnsureSystem(ctx); err != nil {
+		t.Fatalf("create server secrets: %v", err)
+	}
+	kr, err := secrets.Keyring(ctx, sec, secrets.PepperName, secrets.SealName)
+	if err != nil {
+		t.Fatalf("build keyring: %v", err)
+	}
+	e.Store, e.Secrets, e.Keyring = st, sec, kr
+	e.Config = manage.Config{
+		Now:       e.Clock.Now,
+		Logger:    e.Logs.Logger(),
+		SetupCode: func(context.Context) (kve.Secret, error) { return SetupCode, nil },
+		PublicURL: "https://kve.example.com",
+		Passwords: manage.PasswordConfig{Memory: 256, Time: 1, Threads: 1},
+	}
+	for _, f := range configure {
+		f(&e.Config)
+	}
+	e.Service = manage.New(e.Config, manage.Deps{Store: st, Secrets: sec, Keyring: kr})
+	return e
+}
+
+// User is a user with a working kvm_ API token.
+type User struct {
+	kve.User
+	Token kve.Secret
+}
+
+// AddUser creates a user without a password, and an API token for them.
+// Until invites exist (issue 4) the store has no way to add a second user, so
+// the row is written to the SQLite file directly; the token goes through the
+// store's own CreateSession.
+func (e *Env) AddUser(t testing.TB, email, name string) User {
+	t.Helper()
+	now := e.Clock.Now()
+	u := kve.User{ID: kve.NewID(kve.PrefixUser, now), Email: email, Name: name, CreatedAt: now}
+	e.exec(t, `INSERT INTO users (id, email, name, password, created_at) VALUES (?, ?, ?, NULL, ?)`,
+		u.ID, u.Email, u.Name, now.UnixMilli())
+	return User{User: u, Token: e.AddToken(t, u.ID)}
+}
+
+// AddToken issues another kvm_ API token for a user, valid for 90 days.
+func (e *Env) AddToken(t testing.TB, userID string) kve.Secret {
+	t.Helper()
+	now := e.Clock.Now()
+	v := kve.NewAPIToken()
+	s := kve.Session{ID: kve.NewID(kve.PrefixSession, now), UserID: userID, Kind: kve.SessionAPI, Name: "test",
+		Hash: e.Keyring.Hash(v.Reveal()), CreatedAt: now, ExpiresAt: now.Add(90 * 24 * time.Hour), LastSeen: now}
+	if err := e.Store.CreateSession(context.Background(), s); err != nil {
+		t.Fatalf("create session: %v", err)
+	}
+	return v
+}
+
+// AddMember makes u a member of orgID with role, written to the SQLite file
+// directly for the same reason as AddUser.
+func (e *Env) AddMember(t testing.TB, orgID string, u User, role kve.Role) {
+	t.Helper()
+	e.exec(t, `INSERT INTO members (org_id, user_id, email, name, role, joined_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		orgID, u.ID, u.Email, u.Name, string(role), e.Clock.Now().UnixMilli())
+}
+
+func (e *Env) exec(t testing.TB, query string, args ...any) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+e.dbPath+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatalf("open %s: %v", e.dbPath, err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(query, args...); err != nil {
+		t.Fatalf("write fixture: %v", err)
+	}
+}
+
+// Principal authenticates u's API token from ip, as the API would.
+func (e *Env) Principal(t testing.TB, u User, ip string) manage.Principal {
+	t.Helper()
+	p, err := e.Service.Authenticate(context.Background(), kve.SessionAPI, u.Token, ip)
+	if err != nil {
+		t.Fatalf("authenticate %s: %v", u.Email, err)
+	}
+	return p
+}
+
+// Clock is a clock that moves only when told.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Add moves the clock forward by d.
+func (c *Clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// Logs collects log output from concurrent writers.
+type Logs struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Logger returns a debug-level JSON logger writing to l.
+func (l *Logs) Logger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// Write implements io.Writer.
+func (l *Logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// String returns everything logged so far.
+func (l *Logs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// Fixture values: obviously fake, so that a test can grep every output for
+// them.
+const (
+	OwnerEmail               = "owner@example.com"
+	OwnerPassword kve.Secret = "owner-password-FAKE-1"
+	OpenAIKey     kve.Secret = "sk-test-FAKE-openai-0123456789abcdef"
+)
+
+// Setup runs the one-time setup as the API would and returns the first user
+// (OwnerEmail, OwnerPassword) with the API token setup gave them.
+func (e *Env) Setup(t testing.TB) User {
+	t.Helper()
+	u, c, err := e.Service.Setup(context.Background(), manage.SetupInput{
+		Code: SetupCode, Email: OwnerEmail, Name: "Olga Owner", Password: OwnerPassword,
+	}, "192.0.2.1")
+	if err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+	return User{User: u, Token: c.Value}
+}
+
+// Team is an organization, "Acme Labs", with its Owner (the setup user), an
+// Admin, two Developers, and an openai key named "main"; plus an Outsider who
+// owns another organization and is no member of this one.
+type Team struct {
+	*Env
+	Org                               kve.Org
+	Owner, Admin, Dev, Dev2, Outsider User
+}
+
+// NewTeam builds a Team on a new Env.
+func NewTeam(t testing.TB, configure ...func(*manage.Config)) *Team {
+	t.Helper()
+	ctx := context.Background()
+	e := New(t, configure...)
+	tm := &Team{Env: e, Owner: e.Setup(t)}
+	owner := e.Principal(t, tm.Owner, "192.0.2.1")
+	org, err := e.Service.CreateOrg(ctx, owner, manage.OrgInput{Name: "Acme Labs"})
+	if err != nil {
+		t.Fatalf("create org: %v", err)
+	}
+	tm.Org = org
+	tm.Admin = e.AddUser(t, "admin@example.com", "Ada Admin")
+	tm.Dev = e.AddUser(t, "dev@example.com", "Dev One")
+	tm.Dev2 = e.AddUser(t, "dev2@example.com", "Dev Two")
+	tm.Outsider = e.AddUser(t, "outsider@example.com", "Otto Outsider")
+	e.AddMember(t, org.ID, tm.Admin, kve.RoleAdmin)
+	e.AddMember(t, org.ID, tm.Dev, kve.RoleDeveloper)
+	e.AddMember(t, org.ID, tm.Dev2, kve.RoleDeveloper)
+	if _, err := e.Service.CreateOrg(ctx, e.Principal(t, tm.Outsider, "192.0.2.5"), manage.OrgInput{Name: "Other Corp"}); err != nil {
+		t.Fatalf("create other org: %v", err)
+	}
+	if _, err := e.Service.CreateKey(ctx, org.Slug, owner, manage.KeyInput{Name: "main", Provider: "openai", Secret: OpenAIKey}); err != nil {
+		t.Fatalf("create key: %v", err)
+	}
+	return tm
+}
