@@ -2,7 +2,7 @@
 # make synth / make deploy (CDK, see infra/README.md).
 
 GO        ?= go
-FUNCTIONS := proxy api
+FUNCTIONS := proxy api console
 ASSETS    := infra/assets
 EVENT     ?= events/proxy-chat.json
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d

@@ -1,3 +1,7 @@
+// Package deploy wires kve's handlers to the AWS backends of a deployment
+// (DynamoDB, Secrets Manager, SNS, SES), configured only by the environment
+// variables the CDK stack in infra/ sets (package stackenv). The
+// functions/* mains call it and nothing else.
 package deploy
 
 import (
@@ -18,6 +22,7 @@ import (
 	"github.com/keyvault-edge/kve/shared/manage"
 	"github.com/keyvault-edge/kve/shared/proxy"
 	"github.com/keyvault-edge/kve/shared/secrets"
+	"github.com/keyvault-edge/kve/shared/stackenv"
 	"github.com/keyvault-edge/kve/shared/store/dynamo"
 	"github.com/keyvault-edge/kve/shared/usage"
 )
@@ -25,7 +30,7 @@ import (
 // backends are the AWS clients of one execution environment, built once at
 // start and reused by every invocation.
 type backends struct {
-	cfg     Config
+	cfg     stackenv.Config
 	log     *slog.Logger
 	store   *dynamo.Store
 	secrets *secrets.Manager
@@ -36,13 +41,13 @@ type backends struct {
 // can be pointed at emulators with the SDK's own AWS_ENDPOINT_URL_<SERVICE>
 // variables (the runtime-emulator tests do).
 func open(ctx context.Context, function string, getenv func(string) string) (*backends, error) {
-	cfg, err := Load(function, getenv)
+	cfg, err := stackenv.Load(function, getenv)
 	if err != nil {
 		return nil, err
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); cfg.LogLevel != "" && err != nil {
-		return nil, fmt.Errorf("%s: %w", EnvLogLevel, err)
+		return nil, fmt.Errorf("%s: %w", stackenv.EnvLogLevel, err)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level})).With("function", function)
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
@@ -71,7 +76,7 @@ func Proxy(ctx context.Context, getenv func(string) string) (http.Handler, error
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
-	return proxy.New(proxy.Config{
+	px := proxy.New(proxy.Config{
 		Domain:       b.cfg.Domain,
 		MaxBodyBytes: b.cfg.MaxBodyBytes,
 		AllowPrivate: b.cfg.AllowPrivate,
@@ -82,7 +87,22 @@ func Proxy(ctx context.Context, getenv func(string) string) (http.Handler, error
 		Hash:     hasher.Hash,
 		Limiter:  limits.NewMemory(),
 		Recorder: usage.NewSync(b.store, usage.DefaultPrices(), b.log),
-	}), nil
+	})
+	return withHealth(px), nil
+}
+
+// withHealth answers GET /healthz, the path the stack's Route 53 health
+// checks probe, before the proxy sees it ("healthz" can never name a
+// provider).
+func withHealth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			w.Write([]byte("ok\n"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // API builds the management API function's handler.

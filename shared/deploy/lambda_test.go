@@ -249,6 +249,13 @@ func TestProxyFunction(t *testing.T) {
 		t.Fatalf("got %d %q", res.StatusCode, res.Body)
 	}
 
+	health, _ := json.Marshal(map[string]any{"path": "/healthz", "httpMethod": "GET", "headers": map[string]string{},
+		"requestContext": map[string]any{"identity": map[string]string{"sourceIp": "198.51.100.9"}}})
+	raw, err = fn.Invoke(ctx, health)
+	if res := parseStreamed(t, raw); err != nil || res.StatusCode != 200 || res.Body != "ok\n" {
+		t.Fatalf("healthz: %v %d %q", err, res.StatusCode, res.Body)
+	}
+
 	raw, err = fn.Invoke(ctx, fixture(t, "proxy-chat-stream.json", token))
 	if err != nil {
 		t.Fatalf("invoke stream: %v", err)

@@ -42,8 +42,10 @@ var builtin = map[string]Provider{
 	"azure-openai": {"azure-openai", FamilyAzure, "", "AZURE_OPENAI", ""},
 }
 
-// ReservedNames cannot name a provider: they are routes of kve itself.
-var ReservedNames = []string{"api", "static", "login", "logout", "setup", "invite", "healthz"}
+// ReservedNames cannot name a provider: they are routes of kve itself. "o"
+// (the dashboard's organization pages) is too short to be a provider name
+// anyway; it is listed so that the rule holds if that ever changes.
+var ReservedNames = []string{"api", "static", "login", "logout", "setup", "invite", "healthz", "account", "o"}
 
 var providerName = regexp.MustCompile(`^[a-z][a-z0-9-]{0,30}[a-z0-9]$`)
 

@@ -1,8 +1,9 @@
-// Package deploy wires kve's handlers to the AWS backends of a deployment
-// (DynamoDB, Secrets Manager, SNS, SES), configured only by the environment
-// variables the CDK stack in infra/ sets. The functions/* mains call it and
-// nothing else.
-package deploy
+// Package stackenv is the contract between the CDK stack (infra/) and the
+// Lambda functions: the environment variables the stack sets on each
+// function, which of them each function requires, and how a function reads
+// them into its Config. It imports nothing heavy, so the infra tests can
+// check the stack against it without compiling the application.
+package stackenv
 
 import (
 	"errors"
@@ -65,7 +66,7 @@ type Config struct {
 func Load(function string, getenv func(string) string) (Config, error) {
 	req, ok := Required[function]
 	if !ok {
-		return Config{}, fmt.Errorf("deploy: unknown function %q", function)
+		return Config{}, fmt.Errorf("stackenv: unknown function %q", function)
 	}
 	var errs []error
 	for _, name := range req {
