@@ -11,6 +11,11 @@
 //     condition or duplicate → KindConflict, throttling or an unreachable
 //     backend → KindUnavailable.
 //   - Lists are never nil.
+//   - An organization always keeps one Owner: a role change or removal that
+//     would leave it without one is KindConflict, even when two such changes
+//     race.
+//   - A deleted organization is KindNotFound everywhere; its tokens are
+//     revoked by the deletion.
 package store
 
 import (
@@ -25,6 +30,7 @@ type Store interface {
 	Setup
 	Users
 	Orgs
+	Invites
 	Keys
 	Tokens
 	Audit
@@ -57,6 +63,14 @@ type Users interface {
 	Sessions(ctx context.Context, userID string) ([]kve.Session, error)
 	// DeleteSession ends one of a user's sessions.
 	DeleteSession(ctx context.Context, userID, id string) error
+	// CreateUser stores a user who joins no organization yet (operator
+	// tooling, test fixtures). Accounts normally come from CompleteSetup and
+	// AcceptInvite. A taken id or email is KindConflict.
+	CreateUser(ctx context.Context, u kve.User) error
+	// ChangePassword sets a user's password hash and, in the same
+	// transaction, ends every session of theirs except keep (which may be
+	// ""). It returns how many sessions it ended.
+	ChangePassword(ctx context.Context, userID string, hash []byte, keep string) (int, error)
 }
 
 // Orgs holds organizations and their members.
@@ -71,6 +85,99 @@ type Orgs interface {
 	Member(ctx context.Context, orgID, userID string) (kve.Member, error)
 	// Members lists an organization's members, oldest first.
 	Members(ctx context.Context, orgID string) ([]kve.Member, error)
+	// RenameOrg changes an organization's name (its slug stays, so links
+	// keep working).
+	RenameOrg(ctx context.Context, orgID, name string, ev kve.Event) (kve.Org, error)
+	// DeleteOrg deletes an organization: every token of it is revoked, its
+	// members, invites, key references and the sessions limited to it go;
+	// its audit log stays. The answer names what went, so that the caller
+	// can delete the keys' values from the secret store; it does so even
+	// with an error, when the organization was deleted and only a clean-up
+	// after that failed.
+	DeleteOrg(ctx context.Context, orgID string, ev kve.Event) (Deletion, error)
+	// ChangeRole sets a member's role. Demoting the last Owner is
+	// KindConflict.
+	ChangeRole(ctx context.Context, orgID, userID string, role kve.Role, ev kve.Event) (kve.Member, error)
+	// RemoveMember offboards a member, with the membership removal in one
+	// transaction: their personal tokens of the organization are revoked and
+	// their API tokens limited to it end; when the organization was the
+	// last one they belonged to, every session of theirs ends too.
+	// Removing the last Owner is KindConflict.
+	RemoveMember(ctx context.Context, orgID, userID string, ev kve.Event) (Removal, error)
+}
+
+// Deletion is what DeleteOrg removed.
+type Deletion struct {
+	Tokens []string  // ids of the tokens it revoked (those that were live)
+	Keys   []kve.Key // the key references it removed; their values are the caller's to delete
+}
+
+// Removal is what RemoveMember took away.
+type Removal struct {
+	Member   kve.Member // the membership as it was
+	Tokens   []string   // ids of the personal tokens it revoked
+	Sessions int        // how many sessions it ended
+}
+
+// Invite invites an email address into an organization with a role. Only
+// the HMAC of its code is stored; the code itself travels in the invite
+// link. An invite is open until accepted, revoked or expired, and can be
+// accepted once.
+type Invite struct {
+	ID         string
+	OrgID      string
+	Email      string // canonical
+	Role       kve.Role
+	Hash       []byte // HMAC of the code: the lookup key
+	InvitedBy  string // user id
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	AcceptedAt time.Time
+	AcceptedBy string // the user who joined
+	RevokedAt  time.Time
+}
+
+// Open reports whether the invite can still be accepted at now.
+func (i *Invite) Open(now time.Time) bool {
+	return i.AcceptedAt.IsZero() && i.RevokedAt.IsZero() && now.Before(i.ExpiresAt)
+}
+
+// Invites holds invitations into organizations.
+type Invites interface {
+	// CreateInvite stores an invite; its hash must be unique.
+	CreateInvite(ctx context.Context, inv Invite, ev kve.Event) error
+	Invite(ctx context.Context, orgID, id string) (Invite, error)
+	// InviteByHash finds an invite by the HMAC of its code, whatever its
+	// state; callers check Open.
+	InviteByHash(ctx context.Context, hash []byte) (Invite, error)
+	// Invites lists an organization's invites that are neither accepted nor
+	// revoked (expired ones included: callers compare ExpiresAt), newest
+	// first.
+	Invites(ctx context.Context, orgID string) ([]Invite, error)
+	// RenewInvite gives an open invite a new code (hash) and expiry, for a
+	// resend: the old link stops working. An accepted or revoked invite is
+	// KindGone.
+	RenewInvite(ctx context.Context, orgID, id string, hash []byte, expires time.Time, ev kve.Event) (Invite, error)
+	// RevokeInvite closes an open invite; an accepted or revoked one is
+	// KindGone.
+	RevokeInvite(ctx context.Context, orgID, id string, at time.Time, ev kve.Event) error
+	// AcceptInvite joins a user to the invite's organization with its role,
+	// once: the invite is marked accepted, the membership (and, for a new
+	// account, the user) and the optional session are written in one
+	// transaction. An invite that is accepted, revoked or expired at a.At is
+	// KindGone (so of 20 concurrent accepts exactly one succeeds), an unknown
+	// hash KindNotFound, a user who is a member already KindConflict.
+	AcceptInvite(ctx context.Context, a Acceptance) (kve.Member, error)
+}
+
+// Acceptance is one accept of an invite.
+type Acceptance struct {
+	Hash    []byte       // HMAC of the presented code
+	At      time.Time    // now; the invite must not have expired
+	User    kve.User     // who joins; Email must be the invite's
+	NewUser bool         // create User in the same transaction
+	Session *kve.Session // a credential for the new member, stored with the membership; optional
+	Event   kve.Event    // member.join, in the invite's organization
 }
 
 // Keys holds references to real upstream keys (their values live in the
@@ -99,7 +206,10 @@ type Rotation struct {
 
 // Tokens holds sanitized tokens.
 type Tokens interface {
-	// CreateToken stores a token; its Hash must be unique.
+	// CreateToken stores a token; its Hash must be unique. A personal
+	// token's owner must be a member of the organization (KindNotFound
+	// otherwise), so that a token created while its owner is removed cannot
+	// outlive the removal.
 	CreateToken(ctx context.Context, t kve.Token, ev kve.Event) error
 	Token(ctx context.Context, orgID, id string) (kve.Token, error)
 	// TokenByHash is the proxy's lookup: one strongly consistent read, so a

@@ -102,7 +102,8 @@ func (s *Store) CreateKey(ctx context.Context, k kve.Key, ev kve.Event) error {
 	}
 	it := keyItem(&k)
 	it.setNum("gen", 0)
-	if err := s.transact(ctx, append([]write{s.create(it, errKeyExists)}, audit...)...); err != nil {
+	ws := []write{s.create(it, errKeyExists), s.orgGuard(k.OrgID, true, 0)}
+	if err := s.transact(ctx, append(ws, audit...)...); err != nil {
 		return fmt.Errorf("create key: %w", err)
 	}
 	return nil

@@ -37,10 +37,14 @@ const (
 //	key → its tokens (rotate, delete)   org#<org>           begins_with token#     Query, filter key_id (delete: not revoked)
 //	spend per token per UTC day         tokenhash#<hex>     spend#<YYYY-MM-DD>     ADD in RecordUsage's transaction; TTL 400 days
 //	usage records, newest first         usage#<org>         <time>#<request id>    Query, backwards, filters; TTL 400 days
-//	org by id                           org#<org>           org                    GetItem
+//	org by id (owners, gen, deleted)    org#<org>           org                    GetItem; conditions of member changes
 //	org by slug (slug unique)           slug#<slug>         slug                   GetItem → org id
 //	org → members (sorted by joining)   org#<org>           member#<user>          Query begins_with member#
 //	user → orgs (sorted by joining)     user#<user>         org#<org>              Query begins_with org#
+//	member → personal tokens            org#<org>           begins_with token#     Query, filter owner_id, kind, not revoked (offboarding)
+//	org → everything it holds           org#<org>           (all)                  Query (DeleteOrg)
+//	org → invites, newest first         org#<org>           invite#<id>            Query begins_with invite#, backwards, filter open
+//	invite by code HMAC                 invite#<hex>        invite                 GetItem, consistent; TTL = expiry + 7 days
 //	org → keys by name (name unique)    org#<org>           key#<name>             GetItem / Query begins_with key#
 //	org → audit log, newest first       audit#<org>         <event id>             Query, backwards (ids sort by time), filters
 //	event id taken (ids are global)     event#<event id>    event                  written with each event, never read
@@ -48,11 +52,12 @@ const (
 //	user by email (email unique)        email#<email>       email                  GetItem → user id
 //	session by HMAC (every mgmt req.)   session#<hex>       session                GetItem, consistent; TTL = expiry
 //	user → sessions (sorted, newest)    user#<user>         session#<id>           Query begins_with session#; TTL = expiry
+//	user → sessions limited to an org   user#<user>         session#<id>           Query begins_with session#, filter org_id
 //	session by id (touch)               sessionid#<id>      session                GetItem → user id and HMAC; TTL = expiry
 //	setup done (once)                   system              setup                  GetItem, consistent
 //
-// Why no GSI: the only lookups not by an object's own key are by token and
-// session HMAC, email and slug, and each of those is an item of its own,
+// Why no GSI: the only lookups not by an object's own key are by token,
+// session and invite HMAC, email and slug, and each of those is an item of its own,
 // written in the same transaction as the object, which also makes the value
 // unique (attribute_not_exists). A key's tokens are found by filtering its
 // organization's tokens: that runs only on rotation and deletion, and
@@ -75,6 +80,7 @@ const (
 	skSession = "session"
 	skSetup   = "setup"
 	skEvent   = "event"
+	skInvite  = "invite"
 
 	prefixToken   = "token#"
 	prefixSpend   = "spend#"
@@ -82,6 +88,7 @@ const (
 	prefixOrg     = "org#"
 	prefixKey     = "key#"
 	prefixSession = "session#"
+	prefixInvite  = "invite#"
 )
 
 // usageTTL is how long usage records and daily spend counters are kept.
@@ -95,6 +102,7 @@ func sessionIDPK(id string) string     { return "sessionid#" + id }
 func slugPK(slug string) string        { return "slug#" + slug }
 func emailPK(email string) string      { return "email#" + kve.CanonicalEmail(email) }
 func auditPK(orgID string) string      { return "audit#" + orgID }
+func inviteHashPK(hash []byte) string  { return "invite#" + hex.EncodeToString(hash) }
 func eventIDPK(id string) string       { return "event#" + id }
 func usagePK(orgID string) string      { return "usage#" + orgID }
 

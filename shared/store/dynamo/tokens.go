@@ -105,7 +105,10 @@ var errTokenExists = kve.Errorf(kve.KindConflict, "token_exists", "a token with 
 // CreateToken implements store.Tokens. The token's key must exist in its
 // organization, at the version the token carries: this also bumps the key's
 // generation, so a DeleteKey or RotateKey that read the key before this
-// token existed fails and looks again.
+// token existed fails and looks again. In the same way it bumps the gen of
+// the organization (which must not be deleted) and, for a personal token,
+// of its owner's membership (which must exist), so that a deletion or an
+// offboarding that read before this token existed reads again.
 func (s *Store) CreateToken(ctx context.Context, t kve.Token, ev kve.Event) error {
 	if t.ID == "" || t.OrgID == "" || len(t.Hash) == 0 {
 		return kve.Errorf(kve.KindInvalid, "invalid_token", "a token needs an id, an organization and a hash")
@@ -118,9 +121,12 @@ func (s *Store) CreateToken(ctx context.Context, t kve.Token, ev kve.Event) erro
 	if err != nil {
 		return fmt.Errorf("create token: %w", err)
 	}
-	ws := append([]write{s.create(org, errTokenExists), s.create(proxy, errTokenExists)}, audit...)
+	ws := append([]write{s.create(org, errTokenExists), s.create(proxy, errTokenExists), s.orgGuard(t.OrgID, true, 0)}, audit...)
 	if !t.Revoked() && t.Key.Name != "" {
 		ws = append(ws, s.useKey(t.OrgID, t.Key))
+	}
+	if t.Kind == kve.TokenPersonal {
+		ws = append(ws, s.bumpMember(t.OrgID, t.OwnerID))
 	}
 	if err := s.transact(ctx, ws...); err != nil {
 		return fmt.Errorf("create token: %w", err)

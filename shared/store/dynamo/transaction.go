@@ -53,6 +53,29 @@ func (s *Store) remove(k item, e *expr, cond string, fail error) write {
 	}}, fail: fail}
 }
 
+// check makes the transaction depend on cond over the item at k, without
+// writing it.
+func (s *Store) check(k item, e *expr, cond string, fail error) write {
+	return write{op: types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+		TableName: s.table, Key: k, ConditionExpression: aws.String(cond),
+		ExpressionAttributeNames: e.Names(), ExpressionAttributeValues: e.Values(),
+	}}, fail: fail}
+}
+
+// transactAll writes ws in transactions of at most maxTransaction items,
+// in order; see batches.
+func (s *Store) transactAll(ctx context.Context, txs [][]write) error {
+	for _, ws := range txs {
+		if len(ws) == 0 {
+			continue
+		}
+		if err := s.transact(ctx, ws...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func optional(s string) *string {
 	if s == "" {
 		return nil

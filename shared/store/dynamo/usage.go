@@ -41,6 +41,7 @@ func usageItem(u *kve.Usage) item {
 	it.setStr("client_ip", u.ClientIP)
 	it.setStr("origin", u.Origin)
 	it.setFlag("client_aborted", u.ClientAborted)
+	it.setStr("reason", u.Reason)
 	it[AttrTTL] = epoch(u.At.Add(usageTTL))
 	return it.with(usagePK(u.OrgID), usageSK(u))
 }
@@ -72,6 +73,7 @@ func decodeUsage(it item) (kve.Usage, error) {
 		ClientIP:         f.str("client_ip"),
 		Origin:           f.str("origin"),
 		ClientAborted:    f.flag("client_aborted"),
+		Reason:           f.str("reason"),
 	}
 	if f.err != nil {
 		return kve.Usage{}, fmt.Errorf("decode usage: %w", f.err)

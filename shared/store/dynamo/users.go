@@ -251,3 +251,49 @@ func (s *Store) DeleteSession(ctx context.Context, userID, id string) error {
 	}
 	return nil
 }
+
+// CreateUser implements store.Users: the user's item and the pointer that
+// makes the email unique.
+func (s *Store) CreateUser(ctx context.Context, u kve.User) error {
+	if u.ID == "" || u.Email == "" {
+		return kve.Errorf(kve.KindInvalid, "invalid_user", "a user needs an id and an email")
+	}
+	email := item{}
+	email.setStr("user_id", u.ID)
+	err := s.transact(ctx,
+		s.create(userItem(&u), errUserExists),
+		s.create(email.with(emailPK(u.Email), skEmail), errUserExists))
+	if err != nil {
+		return fmt.Errorf("create user: %w", err)
+	}
+	return nil
+}
+
+// ChangePassword implements store.Users. The sessions end first, in
+// transactions of up to 33, and the password changes with the last: should
+// a transaction fail, the user has lost sessions but kept the old
+// password, and can try again.
+func (s *Store) ChangePassword(ctx context.Context, userID string, hash []byte, keep string) (int, error) {
+	sessions, err := s.all(ctx, newQuery(userPK(userID)).prefix(prefixSession))
+	if err != nil {
+		return 0, fmt.Errorf("change password: %w", err)
+	}
+	var groups [][]write
+	for _, sess := range sessions {
+		if f := (fields{it: sess}); f.str("id") == keep {
+			continue
+		}
+		ws, err := s.endSession(userID, sess)
+		if err != nil {
+			return 0, fmt.Errorf("change password: %w", err)
+		}
+		groups = append(groups, ws)
+	}
+	var e expr
+	set := s.update(primaryKey(userPK(userID), skUser), &e, "SET "+e.name("password")+" = "+e.value(bin(hash)),
+		e.exists(), fmt.Errorf("the user: %w", kve.ErrNotFound))
+	if err := s.transactAll(ctx, batches(groups, []write{set})); err != nil {
+		return 0, fmt.Errorf("change password: %w", err)
+	}
+	return len(groups), nil
+}

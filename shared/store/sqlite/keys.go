@@ -35,6 +35,9 @@ func (s *Store) CreateKey(ctx context.Context, k kve.Key, ev kve.Event) error {
 		return fmt.Errorf("create key: %w", err)
 	}
 	return s.inTx(ctx, "create key", func(tx *sql.Tx) error {
+		if _, err := liveOrg(ctx, tx, k.OrgID); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO keys (`+keyColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			k.ID, k.OrgID, k.Name, k.Provider, k.Upstream, string(auth), k.Secret, k.Version, k.Last4, k.Fingerprint,
 			k.CreatedBy, millis(k.CreatedAt), millis(k.RotatedAt))

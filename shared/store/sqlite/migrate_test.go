@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"database/sql"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -24,6 +25,7 @@ func rawExec(t *testing.T, path string, stmts ...string) {
 }
 
 func TestOpenRefusesSchema(t *testing.T) {
+	known := len(mustMigrations(t))
 	for _, tc := range []struct {
 		name    string
 		prepare func(t *testing.T, path string)
@@ -31,8 +33,8 @@ func TestOpenRefusesSchema(t *testing.T) {
 	}{
 		{"newer version", func(t *testing.T, path string) {
 			openClosed(t, path)
-			rawExec(t, path, `INSERT INTO schema_version (version, name, applied_at) VALUES (2, '0002_future.sql', 0)`)
-		}, "schema version 2 is newer than this kve build knows (1)"},
+			rawExec(t, path, fmt.Sprintf(`INSERT INTO schema_version (version, name, applied_at) VALUES (%d, 'future.sql', 0)`, known+1))
+		}, fmt.Sprintf("schema version %d is newer than this kve build knows (%d)", known+1, known)},
 		{"tables without a schema version", func(t *testing.T, path string) {
 			rawExec(t, path, `CREATE TABLE tokens (id TEXT PRIMARY KEY)`)
 		}, "no schema version"},
@@ -77,8 +79,42 @@ func TestOpenIsIdempotent(t *testing.T) {
 	if err := db.QueryRowContext(t.Context(), `PRAGMA journal_mode`).Scan(&mode); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 || version != 1 || mode != "wal" {
-		t.Errorf("after two opens: %d schema rows, version %d, journal mode %q; want 1, 1, wal", n, version, mode)
+	known := len(mustMigrations(t))
+	if n != known || version != known || mode != "wal" {
+		t.Errorf("after two opens: %d schema rows, version %d, journal mode %q; want %d, %d, wal", n, version, mode, known, known)
+	}
+}
+
+func mustMigrations(t *testing.T) []migration {
+	t.Helper()
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms
+}
+
+// TestUpgradeFromFirstSchema opens a file written by a build that knew only
+// 0001_init.sql: the later migrations apply on open and its data stays
+// readable through the new code (orgs gained deleted_at, for one).
+func TestUpgradeFromFirstSchema(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kve.db")
+	first := mustMigrations(t)[0]
+	rawExec(t, path,
+		`CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`,
+		first.sql,
+		`INSERT INTO schema_version (version, name, applied_at) VALUES (1, '`+first.name+`', 0)`,
+		`INSERT INTO orgs (id, slug, name, created_at, created_by) VALUES ('org_01', 'acme', 'Acme', 1, 'usr_01')`,
+		`INSERT INTO members (org_id, user_id, email, name, role, joined_at) VALUES ('org_01', 'usr_01', 'a@example.test', 'A', 'owner', 1)`,
+	)
+	s := openTest(t, path)
+	o, err := s.OrgBySlug(t.Context(), "acme")
+	if err != nil || o.ID != "org_01" || o.Name != "Acme" {
+		t.Fatalf("OrgBySlug after upgrade = %+v, %v", o, err)
+	}
+	list, err := s.Invites(t.Context(), "org_01")
+	if err != nil || len(list) != 0 {
+		t.Errorf("Invites after upgrade = %v, %v; want an empty list", list, err)
 	}
 }
 

@@ -76,13 +76,27 @@ func scanToken(row scanner, extra ...any) (kve.Token, error) {
 	return t, nil
 }
 
-// CreateToken implements store.Tokens. The stored version starts at 1.
+// CreateToken implements store.Tokens. The stored version starts at 1. The
+// organization must not be deleted, and a personal token's owner must be a
+// member: both are read in the write transaction, which no removal can
+// interleave with.
 func (s *Store) CreateToken(ctx context.Context, t kve.Token, ev kve.Event) error {
 	row, err := encodeToken(&t)
 	if err != nil {
 		return fmt.Errorf("create token: %w", err)
 	}
 	return s.inTx(ctx, "create token", func(tx *sql.Tx) error {
+		if _, err := liveOrg(ctx, tx, t.OrgID); err != nil {
+			return err
+		}
+		if t.Kind == kve.TokenPersonal {
+			if _, err := txMember(ctx, tx, t.OrgID, t.OwnerID); err != nil {
+				if kve.KindOf(err) == kve.KindNotFound {
+					return errTokenOwner
+				}
+				return err
+			}
+		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO tokens (`+tokenColumns+`)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
 			t.ID, t.OrgID, t.Name, t.Kind, t.Env, t.OwnerID, t.Hint, t.Hash, t.Sealed,

@@ -12,7 +12,7 @@ import (
 const usageColumns = `request_id, org_id, token_id, user_id, at, env, provider, method, path, model, status,
 	duration_ns, upstream_ns, bytes_in, bytes_out,
 	prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, estimated, cost_micro,
-	client_ip, origin, client_aborted`
+	client_ip, origin, client_aborted, reason`
 
 // RecordUsage implements store.Usage in one transaction per batch. A record
 // whose request id is already stored is skipped whole: only rows that were
@@ -23,7 +23,7 @@ func (s *Store) RecordUsage(ctx context.Context, records []kve.Usage) error {
 	}
 	return s.inTx(ctx, "record usage", func(tx *sql.Tx) error {
 		insert, err := tx.PrepareContext(ctx, `INSERT INTO usage (`+usageColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (request_id) DO NOTHING`)
 		if err != nil {
 			return classify("record usage", "", err)
@@ -35,7 +35,7 @@ func (s *Store) RecordUsage(ctx context.Context, records []kve.Usage) error {
 				u.Env, u.Provider, u.Method, u.Path, u.Model, u.Status,
 				int64(u.Duration), int64(u.Upstream), u.BytesIn, u.BytesOut,
 				u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.ReasoningTokens, u.Estimated, u.CostMicro,
-				u.ClientIP, u.Origin, u.ClientAborted)
+				u.ClientIP, u.Origin, u.ClientAborted, u.Reason)
 			if err != nil {
 				return classify("record usage", "", err)
 			}
@@ -71,7 +71,7 @@ func scanUsage(row scanner) (kve.Usage, error) {
 	if err := row.Scan(&u.RequestID, &u.OrgID, &u.TokenID, &u.UserID, &at, &u.Env, &u.Provider, &u.Method,
 		&u.Path, &u.Model, &u.Status, &duration, &upstream, &u.BytesIn, &u.BytesOut,
 		&u.PromptTokens, &u.CompletionTokens, &u.CachedTokens, &u.ReasoningTokens, &u.Estimated, &u.CostMicro,
-		&u.ClientIP, &u.Origin, &u.ClientAborted); err != nil {
+		&u.ClientIP, &u.Origin, &u.ClientAborted, &u.Reason); err != nil {
 		return kve.Usage{}, err
 	}
 	u.At, u.Duration, u.Upstream = fromMillis(at), time.Duration(duration), time.Duration(upstream)

@@ -17,10 +17,8 @@ func (s *Store) CompleteSetup(ctx context.Context, u kve.User, ses kve.Session) 
 		if err != nil {
 			return classify("complete setup", "setup is already complete", err)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO users (id, email, name, password, created_at) VALUES (?, ?, ?, ?, ?)`,
-			u.ID, u.Email, u.Name, u.Password, millis(u.CreatedAt))
-		if err != nil {
-			return classify("create user", "a user with this email already exists", err)
+		if err := insertUser(ctx, tx, u); err != nil {
+			return err
 		}
 		return insertSession(ctx, tx, ses)
 	})
@@ -138,4 +136,36 @@ func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) 
 		out = append(out, v)
 	}
 	return out, rows.Err()
+}
+
+// CreateUser implements store.Users.
+func (s *Store) CreateUser(ctx context.Context, u kve.User) error {
+	return s.inTx(ctx, "create user", func(tx *sql.Tx) error { return insertUser(ctx, tx, u) })
+}
+
+func insertUser(ctx context.Context, tx *sql.Tx, u kve.User) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?)`,
+		u.ID, u.Email, u.Name, u.Password, millis(u.CreatedAt))
+	return classify("create user", "a user with this email already exists", err)
+}
+
+// ChangePassword implements store.Users.
+func (s *Store) ChangePassword(ctx context.Context, userID string, hash []byte, keep string) (int, error) {
+	var ended int64
+	err := s.inTx(ctx, "change password", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE users SET password = ? WHERE id = ?`, hash, userID)
+		if err != nil {
+			return classify("change password", "", err)
+		}
+		if err := mustChange("change password", res); err != nil {
+			return err
+		}
+		res, err = tx.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND id != ?`, userID, keep)
+		if err != nil {
+			return classify("end sessions", "", err)
+		}
+		ended, err = res.RowsAffected()
+		return classify("end sessions", "", err)
+	})
+	return int(ended), err
 }

@@ -200,6 +200,101 @@ func eventRollback(t *testing.T, f *fixture) {
 				}
 			}, err
 		}},
+		{"RenameOrg", func(t *testing.T, f *fixture, eventID string) (func(t *testing.T), error) {
+			o, _ := f.org("Acme")
+			ev := f.event(o.ID, "org.rename", o.ID)
+			ev.ID = eventID
+			_, err := f.s.RenameOrg(f.ctx, o.ID, "Renamed", ev)
+			return func(t *testing.T) {
+				same(t, "Org", must(f.s.Org(f.ctx, o.ID))(t), o)
+			}, err
+		}},
+		{"DeleteOrg", func(t *testing.T, f *fixture, eventID string) (func(t *testing.T), error) {
+			o, owner := f.org("Acme")
+			tok := f.token(f.key(o.ID, "main"))
+			ev := f.event(o.ID, "org.delete", o.ID)
+			ev.ID = eventID
+			_, err := f.s.DeleteOrg(f.ctx, o.ID, ev)
+			return func(t *testing.T) {
+				same(t, "Org", must(f.s.Org(f.ctx, o.ID))(t), o)
+				same(t, "Members", must(f.s.Members(f.ctx, o.ID))(t), []kve.Member{owner})
+				if got := must(f.s.TokenByHash(f.ctx, tok.Hash))(t); got.Revoked() {
+					t.Error("token revoked by an unaudited deletion")
+				}
+			}, err
+		}},
+		{"ChangeRole", func(t *testing.T, f *fixture, eventID string) (func(t *testing.T), error) {
+			o, _ := f.org("Acme")
+			m := f.member(o.ID, kve.RoleDeveloper)
+			ev := f.event(o.ID, "member.role", m.UserID)
+			ev.ID = eventID
+			_, err := f.s.ChangeRole(f.ctx, o.ID, m.UserID, kve.RoleOwner, ev)
+			return func(t *testing.T) {
+				same(t, "Member", must(f.s.Member(f.ctx, o.ID, m.UserID))(t), m)
+			}, err
+		}},
+		{"RemoveMember", func(t *testing.T, f *fixture, eventID string) (func(t *testing.T), error) {
+			o, _ := f.org("Acme")
+			m := f.member(o.ID, kve.RoleDeveloper)
+			tok := f.token(f.key(o.ID, "main"), personal(m.UserID))
+			ses := f.newSession(m.UserID, kve.SessionBrowser, f.now)
+			ok(t, f.s.CreateSession(f.ctx, ses))
+			ev := f.event(o.ID, "member.remove", m.UserID)
+			ev.ID = eventID
+			_, err := f.s.RemoveMember(f.ctx, o.ID, m.UserID, ev)
+			return func(t *testing.T) {
+				same(t, "Member", must(f.s.Member(f.ctx, o.ID, m.UserID))(t), m)
+				if got := must(f.s.TokenByHash(f.ctx, tok.Hash))(t); got.Revoked() {
+					t.Error("personal token revoked by an unaudited removal")
+				}
+				same(t, "session", must(f.s.SessionByHash(f.ctx, ses.Hash))(t), ses)
+			}, err
+		}},
+		{"CreateInvite", func(t *testing.T, f *fixture, eventID string) (func(t *testing.T), error) {
+			o, _ := f.org("Acme")
+			inv := f.newInvite(o.ID, kve.RoleDeveloper)
+			ev := f.event(o.ID, "invite.create", inv.ID)
+			ev.ID = eventID
+			err := f.s.CreateInvite(f.ctx, inv, ev)
+			return func(t *testing.T) {
+				_, err := f.s.InviteByHash(f.ctx, inv.Hash)
+				wantKind(t, "InviteByHash", err, kve.KindNotFound)
+				same(t, "Invites", must(f.s.Invites(f.ctx, o.ID))(t), []store.Invite{})
+			}, err
+		}},
+		{"RenewInvite", func(t *testing.T, f *fixture, eventID string) (func(t *testing.T), error) {
+			o, _ := f.org("Acme")
+			inv := f.invite(o.ID, kve.RoleDeveloper)
+			ev := f.event(o.ID, "invite.resend", inv.ID)
+			ev.ID = eventID
+			_, err := f.s.RenewInvite(f.ctx, o.ID, inv.ID, randomBytes(32), f.at(time.Hour), ev)
+			return func(t *testing.T) {
+				same(t, "InviteByHash", must(f.s.InviteByHash(f.ctx, inv.Hash))(t), inv)
+			}, err
+		}},
+		{"RevokeInvite", func(t *testing.T, f *fixture, eventID string) (func(t *testing.T), error) {
+			o, _ := f.org("Acme")
+			inv := f.invite(o.ID, kve.RoleDeveloper)
+			ev := f.event(o.ID, "invite.revoke", inv.ID)
+			ev.ID = eventID
+			err := f.s.RevokeInvite(f.ctx, o.ID, inv.ID, f.now, ev)
+			return func(t *testing.T) {
+				same(t, "Invite", must(f.s.Invite(f.ctx, o.ID, inv.ID))(t), inv)
+			}, err
+		}},
+		{"AcceptInvite", func(t *testing.T, f *fixture, eventID string) (func(t *testing.T), error) {
+			o, owner := f.org("Acme")
+			inv := f.invite(o.ID, kve.RoleDeveloper)
+			a := f.acceptance(inv, f.at(time.Minute))
+			a.Event.ID = eventID
+			_, err := f.s.AcceptInvite(f.ctx, a)
+			return func(t *testing.T) {
+				same(t, "Invite", must(f.s.Invite(f.ctx, o.ID, inv.ID))(t), inv)
+				same(t, "Members", must(f.s.Members(f.ctx, o.ID))(t), []kve.Member{owner})
+				_, err := f.s.User(f.ctx, a.User.ID)
+				wantKind(t, "User", err, kve.KindNotFound)
+			}, err
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, f.s)

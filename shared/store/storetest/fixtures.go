@@ -102,6 +102,49 @@ func (f *fixture) org(name string) (kve.Org, kve.Member) {
 	return o, m
 }
 
+// newInvite returns an open invite into orgID for a new address, with its
+// hash, not stored yet; it expires 72 hours after the fixed clock.
+func (f *fixture) newInvite(orgID string, role kve.Role) store.Invite {
+	id := kve.NewID(kve.PrefixInvite, f.now)
+	return store.Invite{
+		ID:        id,
+		OrgID:     orgID,
+		Email:     "invitee-" + id[len(id)-10:] + "@example.test", // unique across fixtures of one store
+		Role:      role,
+		Hash:      randomBytes(32),
+		InvitedBy: f.actor().UserID,
+		CreatedAt: f.now,
+		ExpiresAt: f.at(72 * time.Hour),
+	}
+}
+
+// invite stores a new invite.
+func (f *fixture) invite(orgID string, role kve.Role) store.Invite {
+	f.t.Helper()
+	inv := f.newInvite(orgID, role)
+	ok(f.t, f.s.CreateInvite(f.ctx, inv, f.event(orgID, "invite.create", inv.ID)))
+	return inv
+}
+
+// acceptance is the accept of inv by a new account for its address.
+func (f *fixture) acceptance(inv store.Invite, at time.Time) store.Acceptance {
+	u := f.newUser("member")
+	u.Email = inv.Email
+	u.CreatedAt = at
+	return store.Acceptance{Hash: inv.Hash, At: at, User: u, NewUser: true,
+		Event: kve.Actor{UserID: u.ID, Email: u.Email}.Event(inv.OrgID, "member.join", u.ID, at)}
+}
+
+// member adds a new user to orgID with role, the way users join: through an
+// invite they accept.
+func (f *fixture) member(orgID string, role kve.Role) kve.Member {
+	f.t.Helper()
+	inv := f.invite(orgID, role)
+	m, err := f.s.AcceptInvite(f.ctx, f.acceptance(inv, f.at(time.Minute)))
+	ok(f.t, err)
+	return m
+}
+
 // newKey returns a key reference that is not stored yet; its secret name
 // and version are made up (the suite never touches a secret store).
 func (f *fixture) newKey(orgID, name string) kve.Key {
@@ -228,6 +271,7 @@ func (f *fixture) usage(t kve.Token, at time.Time, cost int64) kve.Usage {
 		ClientIP:         "198.51.100.7",
 		Origin:           "https://app.example.test",
 		ClientAborted:    true,
+		Reason:           "upstream_timeout",
 	}
 }
 

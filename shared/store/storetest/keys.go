@@ -46,7 +46,7 @@ func keyTests() []test {
 			k1, k2 := f.key(a.ID, "main"), f.key(a.ID, "spare")
 			bKey := f.key(b.ID, "main")
 			t1 := f.token(k1)
-			t2 := f.token(k1, personal(kve.NewID(kve.PrefixUser, f.now)))
+			t2 := f.token(k1, personal(f.member(a.ID, kve.RoleDeveloper).UserID))
 			t3 := f.token(k2)
 			t4 := f.token(bKey)
 

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"testing"
+	"time"
 
 	"github.com/keyvault-edge/kve/shared/kve"
 	"github.com/keyvault-edge/kve/shared/store"
@@ -21,6 +22,7 @@ type snapshot struct {
 	Tokens  []kve.Token
 	Events  []kve.Event
 	Usage   []kve.Usage
+	Invites []store.Invite
 }
 
 func (f *fixture) snapshot(t *testing.T, orgID string) snapshot {
@@ -32,6 +34,7 @@ func (f *fixture) snapshot(t *testing.T, orgID string) snapshot {
 		Tokens:  must(f.s.Tokens(f.ctx, orgID, store.TokenFilter{IncludeRevoked: true, Limit: store.MaxLimit}))(t).Items,
 		Events:  must(f.s.Events(f.ctx, orgID, store.EventFilter{Limit: store.MaxLimit}))(t).Items,
 		Usage:   must(f.s.UsageRecords(f.ctx, orgID, store.UsageFilter{Limit: store.MaxLimit}))(t).Items,
+		Invites: must(f.s.Invites(f.ctx, orgID))(t),
 	}
 }
 
@@ -43,6 +46,8 @@ func otherOrgIDs(t *testing.T, f *fixture) {
 	b, _ := f.org("Bolt")
 	k := f.key(a.ID, "only-in-acme")
 	tok := f.token(k)
+	inv := f.invite(a.ID, kve.RoleDeveloper)
+	dev := f.member(a.ID, kve.RoleDeveloper)
 	ok(t, f.s.RecordUsage(f.ctx, []kve.Usage{f.usage(tok, f.now, 10)}))
 	beforeA, beforeB := f.snapshot(t, a.ID), f.snapshot(t, b.ID)
 
@@ -67,6 +72,22 @@ func otherOrgIDs(t *testing.T, f *fixture) {
 		}},
 		{"DeleteKey", func() error { return f.s.DeleteKey(f.ctx, b.ID, k.Name, f.event(b.ID, "key.delete", k.ID)) }},
 		{"Member", func() error { _, err := f.s.Member(f.ctx, b.ID, owner.UserID); return err }},
+		{"ChangeRole", func() error {
+			_, err := f.s.ChangeRole(f.ctx, b.ID, dev.UserID, kve.RoleOwner, f.event(b.ID, "member.role", dev.UserID))
+			return err
+		}},
+		{"RemoveMember", func() error {
+			_, err := f.s.RemoveMember(f.ctx, b.ID, dev.UserID, f.event(b.ID, "member.remove", dev.UserID))
+			return err
+		}},
+		{"Invite", func() error { _, err := f.s.Invite(f.ctx, b.ID, inv.ID); return err }},
+		{"RenewInvite", func() error {
+			_, err := f.s.RenewInvite(f.ctx, b.ID, inv.ID, randomBytes(32), f.at(time.Hour), f.event(b.ID, "invite.resend", inv.ID))
+			return err
+		}},
+		{"RevokeInvite", func() error {
+			return f.s.RevokeInvite(f.ctx, b.ID, inv.ID, f.now, f.event(b.ID, "invite.revoke", inv.ID))
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantKind(t, tc.name+" as another org", tc.call(), kve.KindNotFound)

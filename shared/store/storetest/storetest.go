@@ -43,6 +43,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Setup", setupTests()},
 		{"Sessions", sessionTests()},
 		{"Orgs", orgTests()},
+		{"Invites", inviteTests()},
+		{"Members", memberTests()},
 		{"Keys", keyTests()},
 		{"Tokens", tokenTests()},
 		{"Audit", auditTests()},

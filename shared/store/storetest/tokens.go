@@ -17,7 +17,7 @@ func tokenTests() []test {
 		{"create and read", func(t *testing.T, f *fixture) {
 			o, _ := f.org("Acme")
 			k := f.key(o.ID, "main")
-			tok := f.newToken(k, personal(kve.NewID(kve.PrefixUser, f.now)), func(tk *kve.Token) { tk.Env = kve.EnvPrd })
+			tok := f.newToken(k, personal(f.member(o.ID, kve.RoleDeveloper).UserID), func(tk *kve.Token) { tk.Env = kve.EnvPrd })
 			ev := f.event(o.ID, "token.create", tok.ID)
 			ok(t, f.s.CreateToken(f.ctx, tok, ev))
 
@@ -152,7 +152,7 @@ func listFilters(t *testing.T, f *fixture) {
 	o, _ := f.org("Acme")
 	other, _ := f.org("Bolt")
 	kA, kB := f.key(o.ID, "a"), f.key(o.ID, "b")
-	x, y := kve.NewID(kve.PrefixUser, f.now), kve.NewID(kve.PrefixUser, f.now)
+	x, y := f.member(o.ID, kve.RoleDeveloper).UserID, f.member(o.ID, kve.RoleDeveloper).UserID
 	byName := map[string]kve.Token{}
 	for i, spec := range []struct {
 		name string

@@ -91,7 +91,7 @@ func usageFilters(t *testing.T, f *fixture) {
 	o, _ := f.org("Acme")
 	other, _ := f.org("Bolt")
 	k := f.key(o.ID, "main")
-	x, y := kve.NewID(kve.PrefixUser, f.now), kve.NewID(kve.PrefixUser, f.now)
+	x, y := f.member(o.ID, kve.RoleDeveloper).UserID, f.member(o.ID, kve.RoleDeveloper).UserID
 	tx, ty, shared := f.token(k, personal(x)), f.token(k, personal(y)), f.token(k)
 	u1 := f.usage(tx, f.at(time.Minute), 1)
 	u2 := f.usage(ty, f.at(2*time.Minute), 2)

@@ -85,6 +85,46 @@ func setupTests() []test {
 				wantKind(t, "SessionByHash of a losing call", err, kve.KindNotFound)
 			}
 		}},
+		{"create user", func(t *testing.T, f *fixture) {
+			u := f.newUser("solo")
+			ok(t, f.s.CreateUser(f.ctx, u))
+			same(t, "User", must(f.s.User(f.ctx, u.ID))(t), u)
+			same(t, "UserByEmail", must(f.s.UserByEmail(f.ctx, u.Email))(t), u)
+			same(t, "Memberships", must(f.s.Memberships(f.ctx, u.ID))(t), []kve.Membership{})
+			again := f.newUser("again")
+			again.Email = u.Email
+			wantKind(t, "CreateUser with a taken email", f.s.CreateUser(f.ctx, again), kve.KindConflict)
+			_, err := f.s.User(f.ctx, again.ID)
+			wantKind(t, "User of the refused user", err, kve.KindNotFound)
+		}},
+		{"change password ends the other sessions", func(t *testing.T, f *fixture) {
+			u, first := f.setup()
+			var made []kve.Session
+			for i := range 3 {
+				s := f.newSession(u.ID, kve.SessionAPI, f.at(time.Duration(i+1)*time.Second))
+				ok(t, f.s.CreateSession(f.ctx, s))
+				made = append(made, s)
+			}
+			stranger := f.newUser("stranger")
+			ok(t, f.s.CreateUser(f.ctx, stranger))
+			theirs := f.newSession(stranger.ID, kve.SessionBrowser, f.now)
+			ok(t, f.s.CreateSession(f.ctx, theirs)) // another user's session stays
+
+			hash := []byte("$argon2id$v=19$m=19456,t=2,p=1$bmV3LXNhbHQ$bmV3LWhhc2gtZm9yLXRlc3Rz")
+			n := must(f.s.ChangePassword(f.ctx, u.ID, hash, made[1].ID))(t)
+			if n != 3 {
+				t.Errorf("ChangePassword ended %d sessions, want 3", n)
+			}
+			u.Password = hash
+			same(t, "User", must(f.s.User(f.ctx, u.ID))(t), u)
+			same(t, "Sessions", must(f.s.Sessions(f.ctx, u.ID))(t), []kve.Session{made[1]})
+			_, err := f.s.SessionByHash(f.ctx, first.Hash)
+			wantKind(t, "SessionByHash of an ended session", err, kve.KindNotFound)
+			same(t, "another user's session", must(f.s.SessionByHash(f.ctx, theirs.Hash))(t), theirs)
+
+			_, err = f.s.ChangePassword(f.ctx, kve.NewID(kve.PrefixUser, f.now), hash, "")
+			wantKind(t, "ChangePassword of an unknown user", err, kve.KindNotFound)
+		}},
 		{"unknown user", func(t *testing.T, f *fixture) {
 			f.setup()
 			_, err := f.s.User(f.ctx, kve.NewID(kve.PrefixUser, f.now))
