@@ -38,3 +38,13 @@ func (s *server) authenticate(r *http.Request) (manage.Principal, error) {
 	}
 	return s.svc.Authenticate(r.Context(), kve.SessionBrowser, kve.Secret(c.Value), ip)
 }
+
+// hasCredential reports whether a request carries a credential that
+// authenticate would look at.
+func (s *server) hasCredential(r *http.Request) bool {
+	if len(r.Header.Values("Authorization")) > 0 {
+		return true
+	}
+	_, err := r.Cookie(s.cookie)
+	return err == nil
+}

@@ -12,11 +12,13 @@ import (
 // access says who may call a route.
 type access struct {
 	anonymous bool       // no credential at all
+	optional  bool       // anyone; a credential, when sent, is checked and used
 	roles     []kve.Role // roles in the route's {org}; nil: any signed-in user
 }
 
 var (
 	anonymous = access{anonymous: true}
+	optional  = access{optional: true}
 	signedIn  = access{}
 	owner     = access{roles: []kve.Role{kve.RoleOwner}}
 	managers  = access{roles: []kve.Role{kve.RoleOwner, kve.RoleAdmin}}
@@ -31,9 +33,28 @@ var policy = map[string]access{
 	"GET /api/v1/openapi.yaml": anonymous,
 	"POST /api/v1/setup":       anonymous,
 	"POST /api/v1/login":       anonymous,
+	"POST /api/v1/logout":      signedIn,
 
-	"POST /api/v1/orgs": signedIn,
-	"GET /api/v1/orgs":  signedIn,
+	"GET /api/v1/account/tokens":         signedIn, // the caller's own
+	"DELETE /api/v1/account/tokens/{id}": signedIn,
+	"POST /api/v1/account/password":      signedIn,
+
+	"GET /api/v1/invites/{code}":  anonymous, // reads, never consumes: mail scanners open links
+	"POST /api/v1/invites/accept": optional,  // signed in: joins that account, which must have the invite's address
+
+	"POST /api/v1/orgs":         signedIn,
+	"GET /api/v1/orgs":          signedIn,
+	"PATCH /api/v1/orgs/{org}":  owner,
+	"DELETE /api/v1/orgs/{org}": owner,
+
+	"GET /api/v1/orgs/{org}/members":           members,
+	"PATCH /api/v1/orgs/{org}/members/{user}":  owner, // no role above the caller's own
+	"DELETE /api/v1/orgs/{org}/members/{user}": owner,
+
+	"POST /api/v1/orgs/{org}/invites":             managers, // Admins: admin and developer invites only
+	"GET /api/v1/orgs/{org}/invites":              managers,
+	"DELETE /api/v1/orgs/{org}/invites/{id}":      managers,
+	"POST /api/v1/orgs/{org}/invites/{id}/resend": managers,
 
 	"POST /api/v1/orgs/{org}/keys":               owner,
 	"GET /api/v1/orgs/{org}/keys":                owner,
@@ -46,6 +67,7 @@ var policy = map[string]access{
 	"PATCH /api/v1/orgs/{org}/tokens/{id}":  managers,
 	"DELETE /api/v1/orgs/{org}/tokens/{id}": members, // Developers: own personal dev tokens
 
+	"GET /api/v1/orgs/{org}/env":   members, // shared tokens only; every value audited
 	"GET /api/v1/orgs/{org}/audit": managers,
 }
 
@@ -53,9 +75,28 @@ func (s *server) routes() {
 	s.handle("GET /api/v1/openapi.yaml", s.openAPI)
 	s.handle("POST /api/v1/setup", s.setup)
 	s.handle("POST /api/v1/login", s.login)
+	s.handle("POST /api/v1/logout", s.logout)
+
+	s.handle("GET /api/v1/account/tokens", s.apiTokens)
+	s.handle("DELETE /api/v1/account/tokens/{id}", s.deleteAPIToken)
+	s.handle("POST /api/v1/account/password", s.changePassword)
+
+	s.handle("GET /api/v1/invites/{code}", s.inviteInfo)
+	s.handle("POST /api/v1/invites/accept", s.acceptInvite)
 
 	s.handle("POST /api/v1/orgs", s.createOrg)
 	s.handle("GET /api/v1/orgs", s.orgs)
+	s.handle("PATCH /api/v1/orgs/{org}", s.renameOrg)
+	s.handle("DELETE /api/v1/orgs/{org}", s.deleteOrg)
+
+	s.handle("GET /api/v1/orgs/{org}/members", s.members)
+	s.handle("PATCH /api/v1/orgs/{org}/members/{user}", s.changeRole)
+	s.handle("DELETE /api/v1/orgs/{org}/members/{user}", s.removeMember)
+
+	s.handle("POST /api/v1/orgs/{org}/invites", s.createInvite)
+	s.handle("GET /api/v1/orgs/{org}/invites", s.invites)
+	s.handle("DELETE /api/v1/orgs/{org}/invites/{id}", s.revokeInvite)
+	s.handle("POST /api/v1/orgs/{org}/invites/{id}/resend", s.resendInvite)
 
 	s.handle("POST /api/v1/orgs/{org}/keys", s.createKey)
 	s.handle("GET /api/v1/orgs/{org}/keys", s.keys)
@@ -68,6 +109,7 @@ func (s *server) routes() {
 	s.handle("PATCH /api/v1/orgs/{org}/tokens/{id}", s.updateToken)
 	s.handle("DELETE /api/v1/orgs/{org}/tokens/{id}", s.revokeToken)
 
+	s.handle("GET /api/v1/orgs/{org}/env", s.env)
 	s.handle("GET /api/v1/orgs/{org}/audit", s.events)
 }
 
@@ -83,7 +125,7 @@ func (s *server) handle(pattern string, h handlerFunc) {
 		if !ok {
 			return fmt.Errorf("route %q has no authorization entry", pattern) // fails closed, 500
 		}
-		if a.anonymous {
+		if a.anonymous || a.optional && !s.hasCredential(r) {
 			return h(w, r)
 		}
 		p, err := s.authenticate(r)
@@ -114,4 +156,14 @@ type principalKey struct{}
 func principal(r *http.Request) manage.Principal {
 	p, _ := r.Context().Value(principalKey{}).(manage.Principal)
 	return p
+}
+
+// signedInCaller returns the caller of an optional route, nil when the
+// request came without a credential.
+func signedInCaller(r *http.Request) *manage.Principal {
+	p, ok := r.Context().Value(principalKey{}).(manage.Principal)
+	if !ok {
+		return nil
+	}
+	return &p
 }

@@ -3,11 +3,13 @@ package api
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"net/http"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -101,14 +103,28 @@ func TestServesOpenAPI(t *testing.T) {
 
 // TestRoleMatrix calls every route as every kind of caller and checks the
 // exact status: DESIGN §8, with 404 outside the organization and 403 for a
-// member whose role lacks the right.
+// member whose role lacks the right (SECURITY T21). The removed member was
+// a developer of the organization and still belongs to another, so their
+// API token works: only the membership is gone.
 func TestRoleMatrix(t *testing.T) {
 	a := newAPITeam(t)
 	ctx := t.Context()
 	owner := a.Principal(t, a.Owner, "192.0.2.1")
+	outsider := a.Principal(t, a.Outsider, "192.0.2.5")
+	otherOrgs, err := a.Service.Orgs(ctx, outsider)
+	if err != nil || len(otherOrgs) != 1 {
+		t.Fatalf("the outsider's orgs: %v, %v", otherOrgs, err)
+	}
+	removed := a.AddUser(t, "former@example.com", "Fred Former")
+	a.AddMember(t, a.Org.ID, removed, kve.RoleDeveloper)
+	a.AddMember(t, otherOrgs[0].Org.ID, removed, kve.RoleDeveloper)
+	if _, err := a.Service.RemoveMember(ctx, a.Org.ID, owner, removed.ID); err != nil {
+		t.Fatal(err)
+	}
+
 	org := "/api/v1/orgs/" + a.Org.Slug
 	n := 0
-	fresh := func(prefix string) string { n++; return prefix + string(rune('a'+n%26)) + strings.Repeat("x", n/26) }
+	fresh := func(prefix string) string { n++; return fmt.Sprintf("%s%d", prefix, n) }
 	// Objects a cell changes are created for it alone.
 	newKey := func() string {
 		name := fresh("k-")
@@ -124,77 +140,179 @@ func TestRoleMatrix(t *testing.T) {
 		}
 		return it.Token.ID
 	}
+	// newInvite invites a fresh address into orgRef as p; it returns the
+	// invite's id and code.
+	newInvite := func(p manage.Principal, orgRef, email string) (string, string) {
+		if email == "" {
+			email = fresh("invitee-") + "@example.com"
+		}
+		in, err := a.Service.CreateInvite(ctx, orgRef, p, manage.InviteInput{Email: email, Role: "developer"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in.Invite.ID, codeOf(t, in.AcceptURL.Reveal())
+	}
+	newMember := func() string {
+		u := a.AddUser(t, fresh("member-")+"@example.com", "Mia Member")
+		a.AddMember(t, a.Org.ID, u, kve.RoleDeveloper)
+		return u.ID
+	}
+	// newOrg is an organization with the team's roles, for a cell that
+	// deletes it.
+	newOrg := func() string {
+		o, err := a.Service.CreateOrg(ctx, owner, manage.OrgInput{Name: fresh("Doomed ")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.AddMember(t, o.ID, a.Admin, kve.RoleAdmin)
+		a.AddMember(t, o.ID, a.Dev, kve.RoleDeveloper)
+		return o.Slug
+	}
+	_, sharedCode := newInvite(owner, a.Org.ID, "")
 	shared := newToken()
 
-	type cell struct{ owner, admin, dev, outsider, anonymous int }
+	type caller struct {
+		name string
+		user *managetest.User // nil: anonymous
+	}
+	callers := []caller{{"owner", &a.Owner}, {"admin", &a.Admin}, {"developer", &a.Dev},
+		{"removed member", &removed}, {"non-member", &a.Outsider}, {"anonymous", nil}}
+	type cell [6]int // in the order of callers
 	const (
 		ok, created, none  = http.StatusOK, http.StatusCreated, http.StatusNoContent
 		unauth, forbidden  = http.StatusUnauthorized, http.StatusForbidden
 		notFound, conflict = http.StatusNotFound, http.StatusConflict
 	)
+	inOrg := func(allowed ...int) cell { // the team's roles, then the three outside it
+		return cell{allowed[0], allowed[1], allowed[2], notFound, notFound, unauth}
+	}
+	password := jsonOf(t, map[string]string{"current_password": managetest.OwnerPassword.Reveal(), "new_password": managetest.OwnerPassword.Reveal()})
+
 	routes := []struct {
 		pattern string
-		req     func() (path, body string)
-		want    cell
+		req     func(c caller) (path, body string)
+		// cred overrides the caller's usual API token (for a cell that ends it).
+		cred func(c caller) kve.Secret
+		want cell
 	}{
-		{"GET /api/v1/openapi.yaml", func() (string, string) { return "/api/v1/openapi.yaml", "" },
-			cell{ok, ok, ok, ok, ok}},
-		{"POST /api/v1/setup", func() (string, string) {
+		{"GET /api/v1/openapi.yaml", func(caller) (string, string) { return "/api/v1/openapi.yaml", "" }, nil,
+			cell{ok, ok, ok, ok, ok, ok}},
+		{"POST /api/v1/setup", func(caller) (string, string) {
 			return "/api/v1/setup", `{"code":"x","email":"a@example.com","name":"A","password":"long-enough-FAKE"}`
-		}, cell{conflict, conflict, conflict, conflict, conflict}},
-		{"POST /api/v1/login", func() (string, string) {
+		}, nil, cell{conflict, conflict, conflict, conflict, conflict, conflict}},
+		{"POST /api/v1/login", func(caller) (string, string) {
 			return "/api/v1/login", jsonOf(t, map[string]string{"email": managetest.OwnerEmail, "password": managetest.OwnerPassword.Reveal()})
-		}, cell{ok, ok, ok, ok, ok}},
-		{"POST /api/v1/orgs", func() (string, string) { return "/api/v1/orgs", `{"name":"New Org"}` },
-			cell{created, created, created, created, unauth}},
-		{"GET /api/v1/orgs", func() (string, string) { return "/api/v1/orgs", "" },
-			cell{ok, ok, ok, ok, unauth}},
-		{"POST /api/v1/orgs/{org}/keys", func() (string, string) {
+		}, nil, cell{ok, ok, ok, ok, ok, ok}},
+		{"POST /api/v1/logout", func(caller) (string, string) { return "/api/v1/logout", "" },
+			func(c caller) kve.Secret { return a.AddToken(t, c.user.ID) }, cell{none, none, none, none, none, unauth}},
+		{"GET /api/v1/account/tokens", func(caller) (string, string) { return "/api/v1/account/tokens", "" }, nil,
+			cell{ok, ok, ok, ok, ok, unauth}},
+		{"DELETE /api/v1/account/tokens/{id}", func(c caller) (string, string) {
+			userID := a.Owner.ID
+			if c.user != nil {
+				userID = c.user.ID
+			}
+			return "/api/v1/account/tokens/" + apiTokenID(t, a, userID), ""
+		}, nil, cell{none, none, none, none, none, unauth}},
+		// Only the owner has a password; the others' checks fail.
+		{"POST /api/v1/account/password", func(caller) (string, string) { return "/api/v1/account/password", password }, nil,
+			cell{ok, forbidden, forbidden, forbidden, forbidden, unauth}},
+		{"GET /api/v1/invites/{code}", func(caller) (string, string) { return "/api/v1/invites/" + sharedCode, "" }, nil,
+			cell{ok, ok, ok, ok, ok, ok}},
+		// Each caller accepts an invite for their own address into a new
+		// organization of the outsider's; anonymously, one for a new
+		// address, creating the account. The outsider owns that
+		// organization, so their address cannot be invited: they try an
+		// invite for another address, which is refused (SECURITY T36).
+		{"POST /api/v1/invites/accept", func(c caller) (string, string) {
+			o, err := a.Service.CreateOrg(ctx, outsider, manage.OrgInput{Name: fresh("Join ")})
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case c.user == nil:
+				_, code := newInvite(outsider, o.ID, "")
+				return "/api/v1/invites/accept", jsonOf(t, map[string]string{"code": code, "name": "Nia New", "password": "new-password-FAKE-77"})
+			case c.user.ID == a.Outsider.ID:
+				_, code := newInvite(outsider, o.ID, "")
+				return "/api/v1/invites/accept", jsonOf(t, map[string]string{"code": code})
+			}
+			_, code := newInvite(outsider, o.ID, c.user.Email)
+			return "/api/v1/invites/accept", jsonOf(t, map[string]string{"code": code})
+		}, nil, cell{created, created, created, created, forbidden, created}},
+		{"POST /api/v1/orgs", func(caller) (string, string) { return "/api/v1/orgs", `{"name":"New Org"}` }, nil,
+			cell{created, created, created, created, created, unauth}},
+		{"GET /api/v1/orgs", func(caller) (string, string) { return "/api/v1/orgs", "" }, nil,
+			cell{ok, ok, ok, ok, ok, unauth}},
+		{"PATCH /api/v1/orgs/{org}", func(caller) (string, string) { return org, `{"name":"Acme Labs"}` }, nil,
+			inOrg(ok, forbidden, forbidden)},
+		{"DELETE /api/v1/orgs/{org}", func(caller) (string, string) { return "/api/v1/orgs/" + newOrg(), "" }, nil,
+			inOrg(ok, forbidden, forbidden)},
+		{"GET /api/v1/orgs/{org}/members", func(caller) (string, string) { return org + "/members", "" }, nil,
+			inOrg(ok, ok, ok)},
+		{"PATCH /api/v1/orgs/{org}/members/{user}", func(caller) (string, string) {
+			return org + "/members/" + newMember(), `{"role":"admin"}`
+		}, nil, inOrg(ok, forbidden, forbidden)},
+		{"DELETE /api/v1/orgs/{org}/members/{user}", func(caller) (string, string) { return org + "/members/" + newMember(), "" }, nil,
+			inOrg(ok, forbidden, forbidden)},
+		{"POST /api/v1/orgs/{org}/invites", func(caller) (string, string) {
+			return org + "/invites", jsonOf(t, map[string]string{"email": fresh("new-") + "@example.com", "role": "developer"})
+		}, nil, inOrg(created, created, forbidden)},
+		{"GET /api/v1/orgs/{org}/invites", func(caller) (string, string) { return org + "/invites", "" }, nil,
+			inOrg(ok, ok, forbidden)},
+		{"DELETE /api/v1/orgs/{org}/invites/{id}", func(caller) (string, string) {
+			id, _ := newInvite(owner, a.Org.ID, "")
+			return org + "/invites/" + id, ""
+		}, nil, inOrg(none, none, forbidden)},
+		{"POST /api/v1/orgs/{org}/invites/{id}/resend", func(caller) (string, string) {
+			id, _ := newInvite(owner, a.Org.ID, "")
+			return org + "/invites/" + id + "/resend", ""
+		}, nil, inOrg(ok, ok, forbidden)},
+		{"POST /api/v1/orgs/{org}/keys", func(caller) (string, string) {
 			return org + "/keys", jsonOf(t, map[string]string{"name": fresh("new-"), "provider": "openai", "secret": managetest.OpenAIKey.Reveal()})
-		}, cell{created, forbidden, forbidden, notFound, unauth}},
-		{"GET /api/v1/orgs/{org}/keys", func() (string, string) { return org + "/keys", "" },
-			cell{ok, forbidden, forbidden, notFound, unauth}},
-		{"POST /api/v1/orgs/{org}/keys/{name}/rotate", func() (string, string) {
+		}, nil, inOrg(created, forbidden, forbidden)},
+		{"GET /api/v1/orgs/{org}/keys", func(caller) (string, string) { return org + "/keys", "" }, nil,
+			inOrg(ok, forbidden, forbidden)},
+		{"POST /api/v1/orgs/{org}/keys/{name}/rotate", func(caller) (string, string) {
 			return org + "/keys/main/rotate", jsonOf(t, map[string]string{"secret": "sk-test-FAKE-rotated-0000000001"})
-		}, cell{ok, forbidden, forbidden, notFound, unauth}},
-		{"DELETE /api/v1/orgs/{org}/keys/{name}", func() (string, string) { return org + "/keys/" + newKey(), "" },
-			cell{none, forbidden, forbidden, notFound, unauth}},
-		{"POST /api/v1/orgs/{org}/tokens", func() (string, string) {
+		}, nil, inOrg(ok, forbidden, forbidden)},
+		{"DELETE /api/v1/orgs/{org}/keys/{name}", func(caller) (string, string) { return org + "/keys/" + newKey(), "" }, nil,
+			inOrg(none, forbidden, forbidden)},
+		{"POST /api/v1/orgs/{org}/tokens", func(caller) (string, string) {
 			return org + "/tokens", `{"name":"mine","key":"main","env":"dev","personal":true,"allow_server":true}`
-		}, cell{created, created, created, notFound, unauth}},
-		{"GET /api/v1/orgs/{org}/tokens", func() (string, string) { return org + "/tokens", "" },
-			cell{ok, ok, ok, notFound, unauth}},
-		{"GET /api/v1/orgs/{org}/tokens/{id}", func() (string, string) { return org + "/tokens/" + shared, "" },
-			cell{ok, ok, ok, notFound, unauth}},
-		{"PATCH /api/v1/orgs/{org}/tokens/{id}", func() (string, string) { return org + "/tokens/" + shared, `{"rpm":10}` },
-			cell{ok, ok, forbidden, notFound, unauth}},
-		{"DELETE /api/v1/orgs/{org}/tokens/{id}", func() (string, string) { return org + "/tokens/" + newToken(), "" },
-			cell{ok, ok, forbidden, notFound, unauth}},
-		{"GET /api/v1/orgs/{org}/audit", func() (string, string) { return org + "/audit", "" },
-			cell{ok, ok, forbidden, notFound, unauth}},
+		}, nil, inOrg(created, created, created)},
+		{"GET /api/v1/orgs/{org}/tokens", func(caller) (string, string) { return org + "/tokens", "" }, nil,
+			inOrg(ok, ok, ok)},
+		{"GET /api/v1/orgs/{org}/tokens/{id}", func(caller) (string, string) { return org + "/tokens/" + shared, "" }, nil,
+			inOrg(ok, ok, ok)},
+		{"PATCH /api/v1/orgs/{org}/tokens/{id}", func(caller) (string, string) { return org + "/tokens/" + shared, `{"rpm":10}` }, nil,
+			inOrg(ok, ok, forbidden)},
+		{"DELETE /api/v1/orgs/{org}/tokens/{id}", func(caller) (string, string) { return org + "/tokens/" + newToken(), "" }, nil,
+			inOrg(ok, ok, forbidden)},
+		{"GET /api/v1/orgs/{org}/env", func(caller) (string, string) { return org + "/env?env=dev", "" }, nil,
+			inOrg(ok, ok, ok)},
+		{"GET /api/v1/orgs/{org}/audit", func(caller) (string, string) { return org + "/audit", "" }, nil,
+			inOrg(ok, ok, forbidden)},
 	}
 
 	covered := map[string]bool{}
 	for _, rt := range routes {
 		covered[rt.pattern] = true
 		method, _, _ := strings.Cut(rt.pattern, " ")
-		callers := []struct {
-			name string
-			cred kve.Secret
-			want int
-		}{
-			{"owner", a.Owner.Token, rt.want.owner},
-			{"admin", a.Admin.Token, rt.want.admin},
-			{"developer", a.Dev.Token, rt.want.dev},
-			{"non-member", a.Outsider.Token, rt.want.outsider},
-			{"anonymous", "", rt.want.anonymous},
-		}
-		for _, c := range callers {
+		for i, c := range callers {
 			t.Run(rt.pattern+"/"+c.name, func(t *testing.T) {
-				path, body := rt.req()
-				rec := a.call(t, method, path, c.cred, body)
-				if rec.Code != c.want {
-					t.Errorf("status = %d, want %d; body %s", rec.Code, c.want, rec.Body)
+				path, body := rt.req(c)
+				var cred kve.Secret
+				switch {
+				case c.user == nil:
+				case rt.cred != nil:
+					cred = rt.cred(c)
+				default:
+					cred = c.user.Token
+				}
+				rec := a.call(t, method, path, cred, body)
+				if rec.Code != rt.want[i] {
+					t.Errorf("status = %d, want %d; body %s", rec.Code, rt.want[i], rec.Body)
 				}
 			})
 		}
@@ -204,6 +322,28 @@ func TestRoleMatrix(t *testing.T) {
 			t.Errorf("route %q is missing from the role matrix", p)
 		}
 	}
+}
+
+// codeOf takes the invite code out of an accept URL.
+func codeOf(t *testing.T, acceptURL string) string {
+	t.Helper()
+	_, code, ok := strings.Cut(acceptURL, "/invite/")
+	if !ok || code == "" {
+		t.Fatalf("accept URL %q holds no code", acceptURL)
+	}
+	return code
+}
+
+// apiTokenID stores another API token of userID and returns its id.
+func apiTokenID(t *testing.T, a *apiTeam, userID string) string {
+	t.Helper()
+	now := a.Clock.Now()
+	s := kve.Session{ID: kve.NewID(kve.PrefixSession, now), UserID: userID, Kind: kve.SessionAPI, Name: "spare",
+		Hash: a.Keyring.Hash(kve.NewAPIToken().Reveal()), CreatedAt: now, ExpiresAt: now.Add(time.Hour), LastSeen: now}
+	if err := a.Store.CreateSession(t.Context(), s); err != nil {
+		t.Fatal(err)
+	}
+	return s.ID
 }
 
 // TestOrgByIDAndSlugDecideAlike: the same decision whichever way the

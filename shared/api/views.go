@@ -5,6 +5,7 @@ import (
 
 	"github.com/keyvault-edge/kve/shared/kve"
 	"github.com/keyvault-edge/kve/shared/manage"
+	"github.com/keyvault-edge/kve/shared/store"
 )
 
 // The API's answers are views built field by field from kve's types, so that
@@ -112,4 +113,126 @@ func items[T, V any](in []T, f func(T) V) []V {
 		out = append(out, f(x))
 	}
 	return out
+}
+
+type memberView struct {
+	UserID   string    `json:"user_id"`
+	Email    string    `json:"email"`
+	Name     string    `json:"name"`
+	Role     kve.Role  `json:"role"`
+	JoinedAt time.Time `json:"joined_at"`
+}
+
+func viewMember(m kve.Member) memberView {
+	return memberView{UserID: m.UserID, Email: m.Email, Name: m.Name, Role: m.Role, JoinedAt: m.JoinedAt}
+}
+
+// inviteView is an invite: never its code, which only the link carries.
+type inviteView struct {
+	ID        string    `json:"id"`
+	Email     string    `json:"email"`
+	Role      kve.Role  `json:"role"`
+	InvitedBy string    `json:"invited_by"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Mailed    bool      `json:"mailed,omitempty"`
+	// AcceptURL is the link with the code, answered only when kve sends no
+	// mail, for the inviter to pass on.
+	AcceptURL string `json:"accept_url,omitempty"`
+}
+
+func viewInvite(inv store.Invite) inviteView {
+	return inviteView{ID: inv.ID, Email: inv.Email, Role: inv.Role, InvitedBy: inv.InvitedBy,
+		CreatedAt: inv.CreatedAt, ExpiresAt: inv.ExpiresAt}
+}
+
+// viewIssuedInvite reveals the accept link on purpose: there is no mail to
+// carry it.
+func viewIssuedInvite(in manage.IssuedInvite) inviteView {
+	v := viewInvite(in.Invite)
+	v.Mailed, v.AcceptURL = in.Mailed, in.AcceptURL.Reveal()
+	return v
+}
+
+// inviteInfoView is what an invite link is for.
+type inviteInfoView struct {
+	Org       inviteOrg `json:"org"`
+	Role      kve.Role  `json:"role"`
+	Email     string    `json:"email"`
+	Inviter   string    `json:"inviter"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Account   bool      `json:"account"`
+}
+
+type inviteOrg struct {
+	Slug string `json:"slug"`
+	Name string `json:"name"`
+}
+
+func viewInviteInfo(i manage.InviteInfo) inviteInfoView {
+	return inviteInfoView{Org: inviteOrg{Slug: i.Org.Slug, Name: i.Org.Name}, Role: i.Role, Email: i.Email,
+		Inviter: i.Inviter, ExpiresAt: i.ExpiresAt, Account: i.Account}
+}
+
+// acceptedView answers an accept: the organization joined, and for someone
+// who was not signed in a kvm_ API token.
+type acceptedView struct {
+	Org       orgView   `json:"org"`
+	APIToken  string    `json:"api_token,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	UserID    string    `json:"user_id,omitempty"`
+}
+
+func viewAccepted(a manage.Accepted) acceptedView {
+	v := acceptedView{Org: viewOrg(a.Membership)}
+	if c := a.Credential; c != nil {
+		v.APIToken, v.ExpiresAt, v.UserID = c.Value.Reveal(), c.Session.ExpiresAt, c.Session.UserID
+	}
+	return v
+}
+
+// revealedView names a shared token a removed member saw: never its value.
+type revealedView struct {
+	ID       string  `json:"id"`
+	Name     string  `json:"name"`
+	Env      kve.Env `json:"env"`
+	Hint     string  `json:"hint"`
+	Provider string  `json:"provider"`
+}
+
+type offboardingView struct {
+	Member        memberView     `json:"member"`
+	RevokedTokens []string       `json:"revoked_tokens"`
+	EndedSessions int            `json:"ended_sessions"`
+	Revealed      []revealedView `json:"revealed_shared_tokens"`
+}
+
+func viewOffboarding(o manage.Offboarding) offboardingView {
+	return offboardingView{
+		Member: viewMember(o.Member), RevokedTokens: items(o.Revoked, func(id string) string { return id }),
+		EndedSessions: o.Sessions,
+		Revealed: items(o.Revealed, func(t kve.Token) revealedView {
+			return revealedView{ID: t.ID, Name: t.Name, Env: t.Env, Hint: t.Hint, Provider: t.Key.Provider}
+		}),
+	}
+}
+
+type deletionView struct {
+	RevokedTokens int      `json:"revoked_tokens"`
+	DeletedKeys   []string `json:"deleted_keys"`
+}
+
+func viewDeletion(d store.Deletion) deletionView {
+	return deletionView{RevokedTokens: len(d.Tokens), DeletedKeys: items(d.Keys, func(k kve.Key) string { return k.Name })}
+}
+
+// apiTokenView is one of the caller's kvm_ API tokens: never its value.
+type apiTokenView struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	OrgID      string    `json:"org_id,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`
+	LastSeenAt time.Time `json:"last_seen_at,omitzero"`
+	Current    bool      `json:"current"`
 }

@@ -15,10 +15,12 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 
 	"github.com/keyvault-edge/kve/shared/api"
 	"github.com/keyvault-edge/kve/shared/kve"
 	"github.com/keyvault-edge/kve/shared/limits"
+	"github.com/keyvault-edge/kve/shared/mail"
 	"github.com/keyvault-edge/kve/shared/manage"
 	"github.com/keyvault-edge/kve/shared/proxy"
 	"github.com/keyvault-edge/kve/shared/secrets"
@@ -34,6 +36,7 @@ type backends struct {
 	log     *slog.Logger
 	store   *dynamo.Store
 	secrets *secrets.Manager
+	mail    mail.Sender // nil: no mail; invite links go to the inviter
 }
 
 // open reads the function's configuration and builds its AWS clients. The
@@ -54,12 +57,26 @@ func open(ctx context.Context, function string, getenv func(string) string) (*ba
 	if err != nil {
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
-	return &backends{
+	// In a multi-region deployment the stack names the other regions: each
+	// key secret is replicated to every one, under kve's key there.
+	var replicas []secrets.Replica
+	for _, region := range cfg.ReplicaRegions {
+		replicas = append(replicas, secrets.Replica{Region: region, KMSKeyID: cfg.ReplicaKMSKey})
+	}
+	b := &backends{
 		cfg:     cfg,
 		log:     log,
 		store:   dynamo.Open(dynamodb.NewFromConfig(awsCfg), cfg.Table),
-		secrets: secrets.NewManager(secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) { o.RetryMaxAttempts = 3 }), cfg.KMSKey),
-	}, nil
+		secrets: secrets.NewManager(secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) { o.RetryMaxAttempts = 3 }), cfg.KMSKey, replicas...),
+	}
+	// Invite mail goes through SES from the sender the stack names; the
+	// proxy sends none.
+	if function != "proxy" && cfg.MailFrom != "" {
+		if b.mail, err = mail.NewSES(sesv2.NewFromConfig(awsCfg), cfg.MailFrom); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
 }
 
 // Proxy builds the proxy function's handler: tokens from DynamoDB (one
@@ -133,6 +150,5 @@ func (b *backends) service(ctx context.Context) (*manage.Service, error) {
 		AllowInsecureUpstreams: len(b.cfg.AllowPrivate) > 0,
 		PublicURL:              b.cfg.PublicURL,
 		Domain:                 b.cfg.Domain,
-	}, manage.Deps{Store: b.store, Secrets: b.secrets, Keyring: keyring}), nil
+	}, manage.Deps{Store: b.store, Secrets: b.secrets, Keyring: keyring, Mail: b.mail}), nil
 }
-

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/keyvault-edge/kve/shared/kve"
+	"github.com/keyvault-edge/kve/shared/store"
 )
 
 // OrgInput creates an organization.
@@ -121,3 +122,52 @@ var (
 	managers   = []kve.Role{kve.RoleOwner, kve.RoleAdmin}
 	allMembers = []kve.Role{kve.RoleOwner, kve.RoleAdmin, kve.RoleDeveloper}
 )
+
+// RenameOrg changes an organization's name (Owner). Its slug, and so every
+// link to it, stays.
+func (s *Service) RenameOrg(ctx context.Context, orgRef string, p Principal, in OrgInput) (kve.Org, error) {
+	m, err := s.Authorize(ctx, orgRef, p, ownerOnly...)
+	if err != nil {
+		return kve.Org{}, err
+	}
+	name, err := checkLabel("name", in.Name, 100)
+	if err != nil {
+		return kve.Org{}, err
+	}
+	ev := p.Event(m.Org.ID, "org.rename", m.Org.ID, s.now()).With("from", m.Org.Name).With("to", name)
+	o, err := s.store.RenameOrg(ctx, m.Org.ID, name, ev)
+	if err != nil {
+		if kve.KindOf(err) == kve.KindNotFound {
+			return kve.Org{}, errNoOrg
+		}
+		return kve.Org{}, fmt.Errorf("rename org: %w", err)
+	}
+	return o, nil
+}
+
+// DeleteOrg deletes an organization (Owner): its tokens stop working at once
+// (they are revoked with the deletion), its members, invites and key
+// references go, and then its keys' values are deleted from the secret
+// store. The audit log stays.
+func (s *Service) DeleteOrg(ctx context.Context, orgRef string, p Principal) (store.Deletion, error) {
+	m, err := s.Authorize(ctx, orgRef, p, ownerOnly...)
+	if err != nil {
+		return store.Deletion{}, err
+	}
+	ev := p.Event(m.Org.ID, "org.delete", m.Org.ID, s.now()).With("slug", m.Org.Slug).With("name", m.Org.Name)
+	d, err := s.store.DeleteOrg(ctx, m.Org.ID, ev)
+	// A deletion whose clean-up failed still names the keys it deleted.
+	for _, k := range d.Keys {
+		if derr := s.secrets.Delete(context.WithoutCancel(ctx), k.Secret); derr != nil && kve.KindOf(derr) != kve.KindNotFound {
+			s.log.ErrorContext(ctx, "delete_key_value_failed", "org_id", m.Org.ID, "key_id", k.ID, "err", derr)
+		}
+	}
+	if err != nil {
+		if kve.KindOf(err) == kve.KindNotFound {
+			return store.Deletion{}, errNoOrg
+		}
+		return store.Deletion{}, fmt.Errorf("delete org: %w", err)
+	}
+	s.log.InfoContext(ctx, "org_deleted", "org_id", m.Org.ID, "revoked_tokens", len(d.Tokens), "keys", len(d.Keys))
+	return d, nil
+}

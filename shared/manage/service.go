@@ -1,5 +1,6 @@
 // Package manage holds the management operations of kve: setup, sign-in,
-// organizations, keys, tokens and the audit log. The JSON API (shared/api) and
+// accounts, organizations, members and invites, keys, tokens, .env files
+// and the audit log. The JSON API (shared/api) and
 // the dashboard both call it, so validation, authorization by role (DESIGN §8)
 // and the audit event of every change live here, once. It knows nothing of
 // HTTP.
@@ -8,9 +9,11 @@ package manage
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/keyvault-edge/kve/shared/kve"
+	"github.com/keyvault-edge/kve/shared/mail"
 	"github.com/keyvault-edge/kve/shared/secrets"
 	"github.com/keyvault-edge/kve/shared/store"
 )
@@ -30,10 +33,14 @@ type Config struct {
 	AllowInsecureUpstreams bool
 
 	// PublicURL (the dashboard's and API's base URL) and Domain (of host-form
-	// routing) are for the links kve hands out: invite links and .env base
-	// URLs (issue 4). No operation of this package uses them yet.
+	// routing) are for the links kve hands out: invite links, and the base
+	// URLs of .env files. A request's Host never is.
 	PublicURL string
 	Domain    string
+
+	// InviteTTL is how long an invite link works: default 72 hours, at most
+	// 7 days.
+	InviteTTL time.Duration
 
 	Passwords PasswordConfig // argon2id cost; tests lower it
 
@@ -47,6 +54,9 @@ type Deps struct {
 	Store   store.Store
 	Secrets secrets.Store
 	Keyring *kve.Keyring
+	// Mail sends invites; nil means no mail is configured, and the inviter
+	// gets the invite link in the answer to pass on.
+	Mail mail.Sender
 }
 
 // Service performs management operations. It is safe for concurrent use.
@@ -55,17 +65,27 @@ type Service struct {
 	log       *slog.Logger
 	setupCode func(ctx context.Context) (kve.Secret, error)
 	insecure  bool
+	publicURL string
+	domain    string
+	inviteTTL time.Duration
 
 	apiTTL, idle, maxAge time.Duration
 
 	store   store.Store
 	secrets secrets.Store
 	keyring *kve.Keyring
+	mail    mail.Sender
 
 	hasher   *hasher
 	accounts *throttle // failed sign-ins per account
 	clients  *throttle // failed sign-ins and setup codes per client IP
 }
+
+// Invite lifetimes (SECURITY G19).
+const (
+	defaultInviteTTL = 72 * time.Hour
+	maxInviteTTL     = 7 * 24 * time.Hour
+)
 
 // Throttling of failed sign-ins (SECURITY G17).
 const (
@@ -81,12 +101,16 @@ func New(cfg Config, deps Deps) *Service {
 		log:       cfg.Logger,
 		setupCode: cfg.SetupCode,
 		insecure:  cfg.AllowInsecureUpstreams,
+		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
+		domain:    strings.ToLower(cfg.Domain),
+		inviteTTL: min(orDefault(cfg.InviteTTL, defaultInviteTTL), maxInviteTTL),
 		apiTTL:    orDefault(cfg.APITokenTTL, 90*24*time.Hour),
 		idle:      orDefault(cfg.SessionIdle, 30*time.Minute),
 		maxAge:    orDefault(cfg.SessionMax, 12*time.Hour),
 		store:     deps.Store,
 		secrets:   deps.Secrets,
 		keyring:   deps.Keyring,
+		mail:      deps.Mail,
 		hasher:    newHasher(cfg.Passwords),
 		accounts:  newThrottle(accountFailures, failureWindow),
 		clients:   newThrottle(clientFailures, failureWindow),

@@ -7,7 +7,6 @@ package managetest
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -17,6 +16,7 @@ import (
 	"github.com/keyvault-edge/kve/shared/kve"
 	"github.com/keyvault-edge/kve/shared/manage"
 	"github.com/keyvault-edge/kve/shared/secrets"
+	"github.com/keyvault-edge/kve/shared/store"
 	"github.com/keyvault-edge/kve/shared/store/sqlite"
 )
 
@@ -35,9 +35,8 @@ type Env struct {
 	Secrets *secrets.Local
 	Keyring *kve.Keyring
 	Clock   *Clock
-	Logs    *Logs // everything the Service logged, as JSON lines
-
-	dbPath string
+	Logs    *Logs  // everything the Service logged, as JSON lines
+	Dir     string // where the backends keep their files (kve.db, secrets)
 }
 
 // New opens the backends in t.TempDir() and builds a Service on them, with a
@@ -47,8 +46,8 @@ func New(t testing.TB, configure ...func(*manage.Config)) *Env {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	e := &Env{Clock: &Clock{t: Start}, Logs: &Logs{}, dbPath: filepath.Join(dir, "kve.db")}
-	st, err := sqlite.Open(ctx, e.dbPath)
+	e := &Env{Clock: &Clock{t: Start}, Logs: &Logs{}, Dir: dir}
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "kve.db"))
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
@@ -85,16 +84,16 @@ type User struct {
 	Token kve.Secret
 }
 
-// AddUser creates a user without a password, and an API token for them.
-// Until invites exist (issue 4) the store has no way to add a second user, so
-// the row is written to the SQLite file directly; the token goes through the
-// store's own CreateSession.
+// AddUser creates a user without a password (so nobody can sign in as them
+// but through the API token), and an API token for them. The user belongs
+// to no organization yet.
 func (e *Env) AddUser(t testing.TB, email, name string) User {
 	t.Helper()
 	now := e.Clock.Now()
 	u := kve.User{ID: kve.NewID(kve.PrefixUser, now), Email: email, Name: name, CreatedAt: now}
-	e.exec(t, `INSERT INTO users (id, email, name, password, created_at) VALUES (?, ?, ?, NULL, ?)`,
-		u.ID, u.Email, u.Name, now.UnixMilli())
+	if err := e.Store.CreateUser(context.Background(), u); err != nil {
+		t.Fatalf("create user %s: %v", email, err)
+	}
 	return User{User: u, Token: e.AddToken(t, u.ID)}
 }
 
@@ -111,23 +110,25 @@ func (e *Env) AddToken(t testing.TB, userID string) kve.Secret {
 	return v
 }
 
-// AddMember makes u a member of orgID with role, written to the SQLite file
-// directly for the same reason as AddUser.
+// AddMember makes u a member of orgID with role the way people join: an
+// invite for u's address, which u accepts. Both go straight to the store,
+// so the organization's audit log gets invite.create (by "managetest") and
+// member.join (by u).
 func (e *Env) AddMember(t testing.TB, orgID string, u User, role kve.Role) {
 	t.Helper()
-	e.exec(t, `INSERT INTO members (org_id, user_id, email, name, role, joined_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		orgID, u.ID, u.Email, u.Name, string(role), e.Clock.Now().UnixMilli())
-}
-
-func (e *Env) exec(t testing.TB, query string, args ...any) {
-	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+e.dbPath+"?_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatalf("open %s: %v", e.dbPath, err)
+	ctx := context.Background()
+	now := e.Clock.Now()
+	code := kve.NewAPIToken() // any unguessable value does for a code
+	inv := store.Invite{ID: kve.NewID(kve.PrefixInvite, now), OrgID: orgID, Email: u.Email, Role: role,
+		Hash: e.Keyring.Hash(code.Reveal()), InvitedBy: "managetest", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	system := kve.Actor{UserID: "managetest", Email: "managetest"}
+	if err := e.Store.CreateInvite(ctx, inv, system.Event(orgID, "invite.create", inv.ID, now)); err != nil {
+		t.Fatalf("invite %s: %v", u.Email, err)
 	}
-	defer db.Close()
-	if _, err := db.Exec(query, args...); err != nil {
-		t.Fatalf("write fixture: %v", err)
+	_, err := e.Store.AcceptInvite(ctx, store.Acceptance{Hash: inv.Hash, At: now, User: u.User,
+		Event: kve.Actor{UserID: u.ID, Email: u.Email}.Event(orgID, "member.join", u.ID, now)})
+	if err != nil {
+		t.Fatalf("add %s to %s: %v", u.Email, orgID, err)
 	}
 }
 
