@@ -105,7 +105,7 @@ func TestLookupProviderRefused(t *testing.T) {
 }
 
 func TestReservedNames(t *testing.T) {
-	want := []string{"api", "static", "login", "logout", "setup", "invite", "healthz"} // DESIGN §4
+	want := []string{"api", "static", "login", "logout", "setup", "invite", "healthz", "account", "o"} // DESIGN §4 and the dashboard's /account, /o/
 	if diff := cmp.Diff(want, kve.ReservedNames); diff != "" {
 		t.Errorf("ReservedNames (-want +got):\n%s", diff)
 	}

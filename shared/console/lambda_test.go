@@ -1,0 +1,180 @@
+package console_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/keyvault-edge/kve/shared/console"
+	"github.com/keyvault-edge/kve/shared/kve"
+	"github.com/keyvault-edge/kve/shared/lambdahttp"
+	"github.com/keyvault-edge/kve/shared/manage"
+	"github.com/keyvault-edge/kve/shared/manage/managetest"
+)
+
+// sessionPlaceholder is the session cookie value in the console fixtures of
+// events/ (see its README); the test replaces it with a session it holds.
+const sessionPlaceholder = "SESSIONPLACEHOLDER0000000000000000000000000"
+
+// stagedURL is a deployment without a custom domain: API Gateway's default
+// endpoint, where the stage is part of every URL the browser sees but not
+// of the path the function gets.
+const stagedURL = "https://a1b2c3d4e5.execute-api.us-east-1.amazonaws.com/prod"
+
+var sessionCookie = regexp.MustCompile(`^__Host-kve_session=([0-9A-Za-z]{43}); Path=/; HttpOnly; Secure; SameSite=Lax$`)
+
+// TestLambda runs every dashboard fixture of events/ through the Lambda
+// adapter, in the order a new Owner would meet the pages: cookies and
+// redirects travel in API Gateway's multi-value headers, and every link
+// carries the stage.
+func TestLambda(t *testing.T) {
+	e := managetest.New(t, func(c *manage.Config) {
+		c.SetupCode = func(context.Context) (kve.Secret, error) { return "setup-FAKE-2f9c1e", nil } // as in the fixture
+	})
+	fn := lambdahttp.Buffered(console.New(e.Service, console.Config{
+		Logger: e.Logs.Logger(), PublicURL: stagedURL, Now: e.Clock.Now,
+	}))
+	var session string
+	setCookie := func(t *testing.T, res events.APIGatewayProxyResponse) string {
+		t.Helper()
+		cookies := res.MultiValueHeaders["Set-Cookie"]
+		if len(cookies) != 1 {
+			t.Fatalf("Set-Cookie %q, want one session cookie", cookies)
+		}
+		m := sessionCookie.FindStringSubmatch(cookies[0])
+		if m == nil {
+			t.Fatalf("Set-Cookie %q is not a __Host- session cookie with Secure, HttpOnly and SameSite=Lax", cookies[0])
+		}
+		return m[1]
+	}
+
+	for _, step := range []struct {
+		fixture  string
+		status   int
+		location string
+		body     []string
+		then     func(t *testing.T, res events.APIGatewayProxyResponse)
+	}{
+		{fixture: "console-setup.json", status: 200, body: []string{`action="/prod/setup"`, `href="/prod/static/`, `src="/prod/static/`}},
+		{fixture: "console-setup-post.json", status: 303, location: "/prod/o/new", then: func(t *testing.T, res events.APIGatewayProxyResponse) {
+			session = setCookie(t, res)
+		}},
+		{fixture: "console-login-post.json", status: 303, location: "/prod/o/acme/tokens", then: func(t *testing.T, res events.APIGatewayProxyResponse) {
+			next := setCookie(t, res)
+			if next == session {
+				t.Error("login kept the session id")
+			}
+			session = next
+			// The organization and key the next fixtures show, as the Owner
+			// would have made them on the pages before.
+			p, err := e.Service.Authenticate(t.Context(), kve.SessionBrowser, kve.Secret(session), "192.0.2.44")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Service.CreateOrg(t.Context(), p, manage.OrgInput{Name: "Acme"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Service.CreateKey(t.Context(), "acme", p, manage.KeyInput{Name: "openai-main", Provider: "openai", Secret: "sk-test-FAKE-lambda-0123456789"}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{fixture: "console-org-new.json", status: 200, body: []string{`action="/prod/o/new"`, `href="/prod/o/acme/tokens"`}},
+		{fixture: "console-token-create.json", status: 200, body: []string{"Token created", `id="token-value"`}},
+		{fixture: "console-tokens.json", status: 200, body: []string{
+			`<span class="name">web app</span>`, `<code class="origin">https://app.example.com</code>`,
+			`<code class="origin">http://localhost:*</code>`, `action="/prod/o/acme/tokens/tok_`, `href="/prod/o/acme/keys"`,
+		}},
+		{fixture: "console-keys.json", status: 200, body: []string{`<span class="name">openai-main</span>`, `action="/prod/o/acme/keys"`}},
+		{fixture: "console-audit.json", status: 200, body: []string{"<code>token.create</code>"}},
+		{fixture: "console-account.json", status: 200, body: []string{"owner@example.com", "Olivia Owner"}},
+		// A browser that still holds a cookie of the plain name (local
+		// mode's) is not signed in over TLS.
+		{fixture: "console-login.json", status: 200, body: []string{`name="next" value="/orgs/acme/tokens"`, `action="/prod/login"`}},
+		{fixture: "console-logout.json", status: 303, location: "/prod/login", then: func(t *testing.T, res events.APIGatewayProxyResponse) {
+			if got := res.MultiValueHeaders["Set-Cookie"]; len(got) != 1 || !strings.Contains(got[0], "__Host-kve_session=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Lax") {
+				t.Errorf("logout Set-Cookie %q, want the session cookie removed", got)
+			}
+		}},
+		// The session ended server-side: the same cookie now leads to the
+		// login page, and back to the tokens after it.
+		{fixture: "console-tokens.json", status: 303, location: "/prod/login?next=%2Fo%2Facme%2Ftokens%3Fenv%3Ddev"},
+	} {
+		t.Run(step.fixture, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join("..", "..", "events", step.fixture))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw = bytes.ReplaceAll(raw, []byte(sessionPlaceholder), []byte(session))
+			var ev events.APIGatewayProxyRequest
+			if err := json.Unmarshal(raw, &ev); err != nil {
+				t.Fatalf("decode %s: %v", step.fixture, err)
+			}
+			res, err := fn(t.Context(), ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode != step.status {
+				t.Fatalf("status %d, want %d\n%s", res.StatusCode, step.status, res.Body)
+			}
+			if len(res.Headers) != 0 {
+				t.Errorf("single-value headers %v: a second Set-Cookie would be lost there", res.Headers)
+			}
+			h := http.Header(res.MultiValueHeaders)
+			if got := h.Get("Location"); got != step.location {
+				t.Errorf("Location %q, want %q", got, step.location)
+			}
+			if h.Get("Content-Security-Policy") == "" || h.Get("Cache-Control") != "no-store" {
+				t.Errorf("security headers lost: CSP %q, Cache-Control %q", h.Get("Content-Security-Policy"), h.Get("Cache-Control"))
+			}
+			for _, want := range step.body {
+				if !strings.Contains(res.Body, want) {
+					t.Errorf("page lacks %s", want)
+				}
+			}
+			if step.then != nil {
+				step.then(t, res)
+			}
+		})
+	}
+}
+
+// TestLambdaStatic serves an asset through the adapter: the hashed URL of
+// a page, with the stage, is the path the function gets without it.
+func TestLambdaStatic(t *testing.T) {
+	e := managetest.New(t)
+	fn := lambdahttp.Buffered(console.New(e.Service, console.Config{Logger: e.Logs.Logger(), PublicURL: stagedURL}))
+	raw, err := os.ReadFile(filepath.Join("..", "..", "events", "console-setup.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.APIGatewayProxyRequest
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatal(err)
+	}
+	page, err := fn(t.Context(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	css := regexp.MustCompile(`href="/prod(/static/[0-9a-f]{16}/app\.css)"`).FindStringSubmatch(page.Body)
+	if css == nil {
+		t.Fatal("the setup page links no stylesheet under the stage")
+	}
+	ev.Path, ev.RequestContext.Path = css[1], "/prod"+css[1]
+	res, err := fn(t.Context(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header(res.MultiValueHeaders)
+	if res.StatusCode != 200 || res.IsBase64Encoded || h.Get("Content-Type") != "text/css; charset=utf-8" ||
+		h.Get("Cache-Control") != "public, max-age=31536000, immutable" || !strings.Contains(res.Body, ":root") {
+		t.Errorf("stylesheet: status %d, type %q, cache %q", res.StatusCode, h.Get("Content-Type"), h.Get("Cache-Control"))
+	}
+}

@@ -1,0 +1,140 @@
+package console
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/keyvault-edge/kve/shared/kve"
+	"github.com/keyvault-edge/kve/shared/manage"
+)
+
+// Paths lists the path patterns (http.ServeMux syntax) the dashboard serves,
+// for a server that shares its URL space with the proxy, as local mode does:
+// every other path is the proxy's. infra/ routes the same paths to the
+// console function.
+func Paths() []string {
+	return []string{"/{$}", "/setup", "/login", "/logout", "/account", "/o/", "/static/"}
+}
+
+// handlerFunc is a page's handler: it writes a success, or returns an error
+// that fail renders.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// routes registers every page. Organization pages live under /o/<slug>/, so
+// that the members, usage, alerts and billing pages of later issues slot in
+// beside tokens, keys and the audit log. Every POST passes cross-origin
+// protection (ServeHTTP); every GET only reads.
+func (s *server) routes() {
+	s.mux.HandleFunc("GET /static/{hash}/{name}", s.static)
+
+	s.handle("GET /{$}", s.signedIn(s.home))
+	s.handle("GET /setup", s.setupForm)
+	s.handle("POST /setup", s.setup)
+	s.handle("GET /login", s.loginForm)
+	s.handle("POST /login", s.login)
+	s.handle("GET /logout", s.signedIn(s.logoutForm))
+	s.handle("POST /logout", s.logout)
+	s.handle("GET /account", s.signedIn(s.account))
+	s.handle("POST /account", s.signedIn(s.changeAccount))
+
+	s.handle("GET /o/new", s.signedIn(s.newOrgForm))
+	s.handle("POST /o/new", s.signedIn(s.createOrg))
+	s.handle("GET /o/{org}", s.inOrg(s.orgHome))
+	s.handle("GET /o/{org}/settings", s.inOrg(s.settings))
+
+	s.handle("GET /o/{org}/tokens", s.inOrg(s.tokens))
+	s.handle("POST /o/{org}/tokens", s.inOrg(s.createToken))
+	s.handle("POST /o/{org}/tokens/{id}/reveal", s.inOrg(s.revealToken))
+	s.handle("POST /o/{org}/tokens/{id}/policy", s.inOrg(s.updateToken))
+	s.handle("GET /o/{org}/tokens/{id}/revoke", s.inOrg(s.revokeForm))
+	s.handle("POST /o/{org}/tokens/{id}/revoke", s.inOrg(s.revokeToken))
+	s.handle("POST /o/{org}/env", s.inOrg(s.env))
+
+	s.handle("GET /o/{org}/keys", s.inOrg(s.keys))
+	s.handle("POST /o/{org}/keys", s.inOrg(s.createKey))
+	s.handle("GET /o/{org}/keys/{name}/rotate", s.inOrg(s.rotateForm))
+	s.handle("POST /o/{org}/keys/{name}/rotate", s.inOrg(s.rotateKey))
+	s.handle("GET /o/{org}/keys/{name}/delete", s.inOrg(s.deleteKeyForm))
+	s.handle("POST /o/{org}/keys/{name}/delete", s.inOrg(s.deleteKey))
+
+	s.handle("GET /o/{org}/audit", s.inOrg(s.audit))
+}
+
+func (s *server) handle(pattern string, h handlerFunc) {
+	s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.fail(w, r, err)
+		}
+	}))
+}
+
+// caller is who a page serves: the signed-in user and, on an organization's
+// pages, their membership there.
+type caller struct {
+	p manage.Principal
+	m kve.Membership // zero outside an organization
+
+	orgs   []kve.Membership // every organization of p, once read
+	loaded bool
+}
+
+// orgs lists the caller's organizations, read once per request: the page
+// and the organization switcher both show them.
+func (s *server) orgs(r *http.Request) ([]kve.Membership, error) {
+	c, _ := callerOf(r)
+	if !c.loaded {
+		ms, err := s.svc.Orgs(r.Context(), c.p)
+		if err != nil {
+			return nil, err
+		}
+		c.orgs, c.loaded = ms, true
+	}
+	return c.orgs, nil
+}
+
+type callerKey struct{}
+
+func callerOf(r *http.Request) (*caller, bool) {
+	c, ok := r.Context().Value(callerKey{}).(*caller)
+	return c, ok
+}
+
+// signedIn runs h for a signed-in user; anyone else goes to the login page.
+func (s *server) signedIn(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, err := s.authenticate(r)
+		if err != nil {
+			return err
+		}
+		ctx := context.WithValue(r.Context(), callerKey{}, &caller{p: p})
+		return h(w, r.WithContext(ctx))
+	}
+}
+
+// inOrg runs h for a member of the organization the path names. Outside it
+// the page is not found, whether the organization exists or not (DESIGN §8).
+func (s *server) inOrg(h handlerFunc) handlerFunc {
+	return s.signedIn(func(w http.ResponseWriter, r *http.Request) error {
+		c, _ := callerOf(r)
+		m, err := s.svc.Member(r.Context(), r.PathValue("org"), c.p)
+		if err != nil {
+			return err
+		}
+		c.m = m
+		return h(w, r)
+	})
+}
+
+// orgRef is the organization a page acts on, as the path names it: manage
+// remembers, per request, the membership inOrg looked up under this name.
+func orgRef(r *http.Request) string { return r.PathValue("org") }
+
+func membership(r *http.Request) kve.Membership {
+	c, _ := callerOf(r)
+	return c.m
+}
+
+func principal(r *http.Request) manage.Principal {
+	c, _ := callerOf(r)
+	return c.p
+}
