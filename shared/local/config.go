@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keyvault-edge/kve/shared/kve"
+	"github.com/keyvault-edge/kve/shared/mail"
 	"github.com/keyvault-edge/kve/shared/proxy"
 )
 
@@ -21,9 +22,18 @@ type Config struct {
 	AllowPrivate []netip.Prefix // --allow-private-upstreams, KVE_ALLOW_PRIVATE_UPSTREAMS
 	Domain       string         // --domain, KVE_DOMAIN: host-form routing <provider>.<domain>
 	PublicURL    string         // --public-url, KVE_PUBLIC_URL; default http://<listen>
-	MaxBodyBytes int64          // --max-body-bytes; default 10 MiB
-	LogLevel     slog.Level     // --log-level; default info
-	DrainTimeout string         // --drain-timeout; default 60s
+	// SMTP is the mail server invites go through, smtp://user:pass@host:port
+	// (STARTTLS when offered) or smtps://… (--smtp, KVE_SMTP). It holds a
+	// password, so it is a Secret. Unset: no mail, and the inviter gets the
+	// invite link to pass on.
+	SMTP         kve.Secret
+	MailFrom     string     // --mail-from, KVE_MAIL_FROM: the sender of invites; required with --smtp
+	MaxBodyBytes int64      // --max-body-bytes; default 10 MiB
+	LogLevel     slog.Level // --log-level; default info
+	DrainTimeout string     // --drain-timeout; default 60s
+	// ReadHeaderTimeout closes connections that do not send a request head
+	// in time (slowloris, SECURITY T54).
+	ReadHeaderTimeout time.Duration // --read-header-timeout; default 10s
 	// Upstream timeouts (SECURITY G13); zero fields take the proxy's defaults.
 	Timeouts proxy.Timeouts
 }
@@ -41,15 +51,18 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs := flag.NewFlagSet("kve-local", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var c Config
-	var allow, level string
+	var allow, level, smtp string
 	fs.StringVar(&c.Listen, "listen", env("KVE_LISTEN", "127.0.0.1:8080"), "address to serve proxy, API and dashboard on")
 	fs.StringVar(&c.Data, "data", env("KVE_DATA", ".kve-local"), "data directory (store, sealed secrets, master key)")
 	fs.StringVar(&allow, "allow-private-upstreams", env("KVE_ALLOW_PRIVATE_UPSTREAMS", ""), "comma-separated CIDRs that upstreams and webhooks may resolve to (e.g. 127.0.0.0/8)")
 	fs.StringVar(&c.Domain, "domain", env("KVE_DOMAIN", ""), "domain for host-form routing: <provider>.<domain>")
 	fs.StringVar(&c.PublicURL, "public-url", env("KVE_PUBLIC_URL", ""), "base URL users reach kve at, for links (default http://<listen>)")
+	fs.StringVar(&smtp, "smtp", env("KVE_SMTP", ""), "mail server for invites: smtp://user:pass@host:port (STARTTLS when offered) or smtps://…")
+	fs.StringVar(&c.MailFrom, "mail-from", env("KVE_MAIL_FROM", ""), "sender address of invite mail (with --smtp)")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 10<<20, "largest request body the proxy accepts")
 	fs.StringVar(&level, "log-level", env("KVE_LOG_LEVEL", "info"), "debug, info, warn or error")
 	fs.StringVar(&c.DrainTimeout, "drain-timeout", "60s", "how long shutdown waits for open streams")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "longest wait for a client's request head")
 	fs.DurationVar(&c.Timeouts.ResponseHeader, "upstream-header-timeout", 300*time.Second, "longest wait for an upstream's response head")
 	fs.DurationVar(&c.Timeouts.StreamIdle, "stream-idle-timeout", 120*time.Second, "longest silence inside an upstream response body")
 	if err := fs.Parse(args); err != nil {
@@ -65,6 +78,17 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 			errs = append(errs, fmt.Errorf("--allow-private-upstreams: %w", err))
 		}
 		c.AllowPrivate = p
+	}
+	c.SMTP = kve.Secret(smtp)
+	switch {
+	case smtp != "" && c.MailFrom == "":
+		errs = append(errs, errors.New("--smtp needs --mail-from, the sender of invites"))
+	case smtp == "" && c.MailFrom != "":
+		errs = append(errs, errors.New("--mail-from needs --smtp, the server that sends"))
+	case smtp != "":
+		if _, err := mail.NewSMTP(smtp, c.MailFrom); err != nil { // checks without connecting
+			errs = append(errs, fmt.Errorf("--smtp, --mail-from: %w", err))
+		}
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))

@@ -20,7 +20,9 @@ import (
 	"time"
 
 	"github.com/keyvault-edge/kve/shared/api"
+	"github.com/keyvault-edge/kve/shared/console"
 	"github.com/keyvault-edge/kve/shared/limits"
+	"github.com/keyvault-edge/kve/shared/mail"
 	"github.com/keyvault-edge/kve/shared/manage"
 	"github.com/keyvault-edge/kve/shared/proxy"
 	"github.com/keyvault-edge/kve/shared/secrets"
@@ -92,6 +94,12 @@ func (m *Main) Open(ctx context.Context) error {
 		Limiter:  limits.NewMemory(),
 		Recorder: m.recorder,
 	})
+	var mailer mail.Sender // nil: no mail, invite links go to the inviter
+	if c.SMTP != "" {
+		if mailer, err = mail.NewSMTP(c.SMTP.Reveal(), c.MailFrom); err != nil {
+			return err
+		}
+	}
 	svc := manage.New(manage.Config{
 		Logger:                 m.Logger,
 		SetupCode:              code.read,
@@ -99,17 +107,34 @@ func (m *Main) Open(ctx context.Context) error {
 		PublicURL:              c.PublicURL,
 		Domain:                 c.Domain,
 		Passwords:              m.Passwords,
-	}, manage.Deps{Store: m.store, Secrets: m.secrets, Keyring: keyring})
-	apiHandler := code.removeOnSetup(api.New(svc, api.Config{Logger: m.Logger}))
-	m.handler = m.routes(px, apiHandler)
+	}, manage.Deps{Store: m.store, Secrets: m.secrets, Keyring: keyring, Mail: mailer})
+	// Local mode serves plain HTTP, where a __Host- cookie cannot be set:
+	// the API accepts the dashboard's plain-HTTP cookie name.
+	apiHandler := api.New(svc, api.Config{Logger: m.Logger, SessionCookie: console.PlainCookie})
+	consoleHandler := console.New(svc, console.Config{Logger: m.Logger, PublicURL: c.PublicURL})
+	m.handler = code.removeOnSetup(m.routes(px, apiHandler, consoleHandler))
+	m.server = &http.Server{
+		Handler: m.handler,
+		// Slow clients cannot hold connections open before sending a
+		// request (SECURITY T54); there is no WriteTimeout, which would cut
+		// long generations — the proxy's stream idle deadline bounds those.
+		ReadHeaderTimeout: c.ReadHeaderTimeout,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
+	}
 	return nil
 }
 
-// routes splits requests between kve's own routes and the proxy. Host-form
-// requests (<provider>.<domain>) always go to the proxy.
-func (m *Main) routes(px, apiHandler http.Handler) http.Handler {
+// routes splits requests between kve's own routes (the API, the dashboard's
+// pages) and the proxy, which has every other path. Host-form requests
+// (<provider>.<domain>) always go to the proxy.
+func (m *Main) routes(px, apiHandler, consoleHandler http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", apiHandler)
+	for _, p := range console.Paths() {
+		mux.Handle(p, consoleHandler)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		if !m.ready.Load() {
 			http.Error(w, "starting", http.StatusServiceUnavailable)
@@ -141,16 +166,6 @@ func (m *Main) Handler() http.Handler { return m.handler }
 
 // Serve serves on l until Close. It returns http.ErrServerClosed after Close.
 func (m *Main) Serve(l net.Listener) error {
-	m.server = &http.Server{
-		Handler: m.handler,
-		// Slow clients cannot hold connections open before sending a
-		// request (SECURITY T54); there is no WriteTimeout, which would cut
-		// long generations — the proxy's stream idle deadline bounds those.
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(m.Logger.Handler(), slog.LevelDebug),
-	}
 	m.addr = l.Addr()
 	m.ready.Store(true)
 	return m.server.Serve(l)
@@ -223,4 +238,3 @@ func prepareDataDir(dir string) error {
 	}
 	return nil
 }
-

@@ -58,16 +58,21 @@ func (sc *setupCode) read(context.Context) (kve.Secret, error) {
 	return kve.Secret(strings.TrimSpace(string(b))), nil
 }
 
-// removeOnSetup deletes the code file once a setup request succeeded.
+// removeOnSetup deletes the code file once a setup request succeeded,
+// through the API or the dashboard (which redirects on success).
 func (sc *setupCode) removeOnSetup(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || r.URL.Path != "/api/v1/setup" {
+		if r.Method != http.MethodPost || r.URL.Path != "/api/v1/setup" && r.URL.Path != "/setup" {
 			next.ServeHTTP(w, r)
 			return
 		}
 		rec := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
-		if rec.status/100 == 2 {
+		done := rec.status/100 == 2
+		if r.URL.Path == "/setup" { // the dashboard re-renders its form on errors
+			done = rec.status == http.StatusSeeOther
+		}
+		if done {
 			os.Remove(sc.path)
 		}
 	})
