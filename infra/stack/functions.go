@@ -164,6 +164,12 @@ func environments(r *region, d deps, publicURL string) map[string]map[string]str
 		stackenv.EnvPublicURL:    publicURL,
 		stackenv.EnvMailFrom:     r.s.MailFrom,
 	}
+	if r.s.MultiRegion() {
+		// The management functions create key secrets; the proxy only reads
+		// its region's copy.
+		manage[stackenv.EnvReplicaRegions] = strings.Join(otherRegions(r), ",")
+		manage[stackenv.EnvReplicaKMSKey] = keyAlias(r.s)
+	}
 	out := map[string]map[string]string{fnProxy: proxy, fnAPI: manage, fnConsole: maps.Clone(manage)}
 	for _, vars := range out {
 		for k, v := range optional {

@@ -101,7 +101,8 @@ func knownVariable(name string) bool {
 	switch name {
 	case stackenv.EnvTable, stackenv.EnvPepperSecret, stackenv.EnvSealSecret, stackenv.EnvSetupSecret, stackenv.EnvKMSKey,
 		stackenv.EnvAlertTopic, stackenv.EnvDomain, stackenv.EnvPublicURL, stackenv.EnvMailFrom, stackenv.EnvAllowPrivate,
-		stackenv.EnvKeyCacheTTL, stackenv.EnvMaxBodyBytes, stackenv.EnvLogLevel, stackenv.EnvSecretsPrefix:
+		stackenv.EnvKeyCacheTTL, stackenv.EnvMaxBodyBytes, stackenv.EnvLogLevel, stackenv.EnvSecretsPrefix,
+		stackenv.EnvReplicaRegions, stackenv.EnvReplicaKMSKey:
 		return true
 	}
 	return false

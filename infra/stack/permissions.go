@@ -11,8 +11,9 @@ import (
 // grant gives each function exactly what it uses. No statement names "*"
 // as a resource: tables, secrets, keys and topics are named by ARN, and
 // the only wildcards are the key-secret namespace kve/*/keys/*, the random
-// suffix Secrets Manager appends to a name, and the key id of the primary
-// region's key (narrowed by its alias) where another region publishes.
+// suffix Secrets Manager appends to a name, and the key id of another
+// region's key (narrowed by its alias): the primary's where another region
+// publishes, the other regions' where key secrets are replicated.
 func grant(r *region, fs functions, d deps) {
 	table := []string{d.tableARN}
 	keySecrets := r.arn("secretsmanager", "secret", keySecretPattern, awscdk.ArnFormat_COLON_RESOURCE_NAME)
@@ -63,6 +64,9 @@ func grant(r *region, fs functions, d deps) {
 			"secretsmanager:PutSecretValue", "secretsmanager:DeleteSecret",
 			"secretsmanager:DescribeSecret", "secretsmanager:TagResource",
 		}, []string{keySecrets}, nil)
+		if r.s.MultiRegion() {
+			replicateKeySecrets(r, role, keySecrets)
+		}
 		role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String("NeverReadKeys"),
 			Effect:    awsiam.Effect_DENY,
@@ -81,6 +85,40 @@ func grant(r *region, fs functions, d deps) {
 			sendMail(r, role)
 		}
 	}
+}
+
+// replicateKeySecrets lets role keep a replica of every key secret in each
+// other region (shared/secrets.Manager): create a secret with
+// AddReplicaRegions (authorized as CreateSecret plus
+// ReplicateSecretToRegions) and add a missing replica on rotation, only to
+// the deployment's other regions; remove the replicas before a delete,
+// since a primary with replicas cannot be deleted.
+//
+// Replication runs as the caller (a forward access session), so the role
+// also needs what Secrets Manager does with the keys for it: kms:Decrypt on
+// the primary's key, which SecretsKey already grants, and kms:Encrypt and
+// kms:GenerateDataKey on each replica's key. Those keys belong to the other
+// regions' stacks, so they are named as any key there carrying kve's alias
+// (the alias the replicas are created under). AWS documents that the
+// caller needs these permissions but not from which region's Secrets
+// Manager the KMS calls come, so kms:ViaService admits Secrets Manager in
+// the deployment's regions, and no other service.
+func replicateKeySecrets(r *region, role awsiam.Role, keySecrets string) {
+	others := otherRegions(r)
+	allow(role, "ReplicateKeySecrets", []string{"secretsmanager:ReplicateSecretToRegions"}, []string{keySecrets},
+		map[string]any{"ForAllValues:StringEquals": map[string]any{"secretsmanager:AddReplicaRegions": others}})
+	allow(role, "UnreplicateKeySecrets", []string{"secretsmanager:RemoveRegionsFromReplication"}, []string{keySecrets}, nil)
+	var keys, via []string
+	for _, other := range others {
+		keys = append(keys, r.arnIn(other, "kms", "key", "*", awscdk.ArnFormat_SLASH_RESOURCE_NAME))
+	}
+	for _, region := range r.s.Regions {
+		via = append(via, "secretsmanager."+region+".amazonaws.com")
+	}
+	allow(role, "ReplicaSecretsKeys", []string{"kms:Encrypt", "kms:GenerateDataKey"}, keys, map[string]any{
+		"ForAnyValue:StringEquals": map[string]any{"kms:ResourceAliases": keyAlias(r.s)},
+		"StringEquals":             map[string]any{"kms:ViaService": via},
+	})
 }
 
 // publish lets role act on the alert topic, with the use of its key that

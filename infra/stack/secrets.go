@@ -48,10 +48,7 @@ type serverSecrets struct {
 // worth nothing after setup, so it is destroyed with the stack.
 func newServerSecrets(r *region, key awskms.IKey) (serverSecrets, awssecretsmanager.Secret) {
 	var replicas []*awssecretsmanager.ReplicaRegion
-	for _, other := range r.s.Regions {
-		if other == r.name {
-			continue
-		}
+	for _, other := range otherRegions(r) {
 		replicaKey := awskms.Key_FromKeyArn(r.stack, jsii.String("KeyIn-"+other), jsii.String(r.aliasARN(other)))
 		replicas = append(replicas, &awssecretsmanager.ReplicaRegion{Region: jsii.String(other), EncryptionKey: replicaKey})
 	}
@@ -76,6 +73,22 @@ func newServerSecrets(r *region, key awskms.IKey) (serverSecrets, awssecretsmana
 		return secretRef{arn: *s.SecretArn(), policy: *s.SecretArn()}
 	}
 	return serverSecrets{pepper: own(pepper), seal: own(seal), setup: own(setup)}, setup
+}
+
+// otherRegions are the deployment's regions other than r's, in the order
+// of the regions setting: where r's secrets are replicated. Key secrets the
+// api and console create there follow the same rule as the server secrets
+// (shared/secrets.Manager does it at run time, told by
+// KVE_REPLICA_REGIONS): a replica in every other region, encrypted with
+// that region's key by alias, so each region's proxy reads its own copy.
+func otherRegions(r *region) []string {
+	var out []string
+	for _, other := range r.s.Regions {
+		if other != r.name {
+			out = append(out, other)
+		}
+	}
+	return out
 }
 
 // replicaSecrets refers to the replicas of the primary's server secrets in

@@ -1,11 +1,13 @@
 package stack
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/keyvault-edge/kve/shared/secrets"
+	"github.com/keyvault-edge/kve/shared/stackenv"
 )
 
 func TestServerSecrets(t *testing.T) {
@@ -47,6 +49,93 @@ func TestServerSecrets(t *testing.T) {
 		id, _ := tp.only(t, "AWS::SecretsManager::Secret", "Name", "kve/system/setup")
 		if got := tp.outputs()["SetupCodeSecretArn"]; got != "${"+id+"}" {
 			t.Errorf("SetupCodeSecretArn = %q, want the setup secret's ARN", got)
+		}
+	})
+}
+
+// replicationStatements returns the statements of function fn's role that
+// exist for key-secret replication: the replication actions, and the use of
+// a key through Secrets Manager to encrypt.
+func replicationStatements(t *testing.T, tp *template, fn string) []statement {
+	t.Helper()
+	var out []statement
+	for _, s := range tp.statements(t, fn) {
+		if covers(s.Actions, "secretsmanager:ReplicateSecretToRegions") || covers(s.Actions, "secretsmanager:RemoveRegionsFromReplication") ||
+			covers(s.Actions, "kms:Encrypt") && strings.Contains(s.Conditions, "secretsmanager.") {
+			out = append(out, s)
+		}
+	}
+	return withoutLogs(out)
+}
+
+// environment returns the variables of function fn.
+func environment(t *testing.T, tp *template, fn string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for k, v := range obj(obj(tp.function(t, fn)["Environment"])["Variables"]) {
+		out[k] = flat(v)
+	}
+	return out
+}
+
+// Each region's api and console replicate the key secrets they create to
+// every other region, and may do exactly that.
+func TestKeySecretReplication(t *testing.T) {
+	stacks := synth(t, twoRegions())
+	for i, tp := range stacks {
+		region, other := "us-east-1", "eu-west-1"
+		if i == 1 {
+			region, other = other, region
+		}
+		t.Run(region, func(t *testing.T) {
+			for _, fn := range []string{fnAPI, fnConsole} {
+				env := environment(t, tp, fn)
+				got := map[string]string{stackenv.EnvReplicaRegions: env[stackenv.EnvReplicaRegions], stackenv.EnvReplicaKMSKey: env[stackenv.EnvReplicaKMSKey]}
+				want := map[string]string{stackenv.EnvReplicaRegions: other, stackenv.EnvReplicaKMSKey: "alias/kve"}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("%s environment (-want +got):\n%s", fn, diff)
+				}
+				keySecrets := "arn:aws:secretsmanager:" + region + ":${AWS::AccountId}:secret:kve/*/keys/*"
+				wantStatements := withoutLogs([]statement{
+					// Replicas only in the deployment's other regions.
+					{Effect: "Allow", Actions: []string{"secretsmanager:ReplicateSecretToRegions"}, Resources: []string{keySecrets},
+						Conditions: `{"ForAllValues:StringEquals":{"secretsmanager:AddReplicaRegions":["` + other + `"]}}`},
+					// Removed before the primary is deleted.
+					{Effect: "Allow", Actions: []string{"secretsmanager:RemoveRegionsFromReplication"}, Resources: []string{keySecrets}},
+					// Encrypting the replica: kve's key in the other region, through Secrets Manager.
+					{Effect: "Allow", Actions: []string{"kms:Encrypt", "kms:GenerateDataKey"}, Resources: []string{"arn:aws:kms:" + other + ":${AWS::AccountId}:key/*"},
+						Conditions: `{"ForAnyValue:StringEquals":{"kms:ResourceAliases":"alias/kve"},"StringEquals":{"kms:ViaService":["secretsmanager.us-east-1.amazonaws.com","secretsmanager.eu-west-1.amazonaws.com"]}}`},
+				})
+				if diff := cmp.Diff(wantStatements, replicationStatements(t, tp, fn)); diff != "" {
+					t.Errorf("%s replication statements (-want +got):\n%s", fn, diff)
+				}
+			}
+			// The proxy reads its region's replica and replicates nothing.
+			env := environment(t, tp, fnProxy)
+			for _, v := range []string{stackenv.EnvReplicaRegions, stackenv.EnvReplicaKMSKey} {
+				if _, ok := env[v]; ok {
+					t.Errorf("proxy: %s is set", v)
+				}
+			}
+			if got := replicationStatements(t, tp, fnProxy); len(got) != 0 {
+				t.Errorf("proxy replication statements: %v", got)
+			}
+		})
+	}
+	t.Run("not in one region", func(t *testing.T) {
+		for name, context := range map[string]map[string]any{"default": nil, "with domain": withDomain()} {
+			tp := synth(t, context)[0]
+			for _, fn := range []string{fnProxy, fnAPI, fnConsole} {
+				env := environment(t, tp, fn)
+				for _, v := range []string{stackenv.EnvReplicaRegions, stackenv.EnvReplicaKMSKey} {
+					if _, ok := env[v]; ok {
+						t.Errorf("%s %s: %s is set", name, fn, v)
+					}
+				}
+				if got := replicationStatements(t, tp, fn); len(got) != 0 {
+					t.Errorf("%s %s: replication statements %v", name, fn, got)
+				}
+			}
 		}
 	})
 }

@@ -132,18 +132,24 @@ func (m *meter) finish() {
 	m.u.BytesOut = m.bytes
 	if !m.sse && len(m.tail) > 0 {
 		var d usageDoc
-		if i := lastUsageKey(m.tail); i >= 0 && json.NewDecoder(bytes.NewReader(m.tail[i:])).Decode(&d) == nil {
+		switch {
+		case m.bytes <= tailSize && json.Unmarshal(m.tail, &d) == nil:
+			// The whole body: its top-level "model" is the upstream's answer.
 			m.apply(&d)
-		} else if json.Unmarshal(m.tail, &d) == nil { // a small body that fits whole
-			m.apply(&d)
+		default:
+			if i := lastUsageKey(m.tail); i >= 0 && json.NewDecoder(bytes.NewReader(m.tail[i:])).Decode(&d) == nil {
+				m.apply(&d)
+			}
 		}
 		if !m.found {
 			m.content = m.bytes
 		}
 	}
-	if !m.found && (m.content > 0 || m.u.BytesIn > 0) {
-		// The upstream reported nothing (an OpenAI stream without
-		// stream_options.include_usage, say): estimate at ~4 bytes a token.
+	// The upstream reported nothing (an OpenAI stream without
+	// stream_options.include_usage, say): estimate at ~4 bytes a token, but
+	// only for a successful call to a model: a model listing or an error
+	// must not spend a budget.
+	if !m.found && m.u.Model != "" && m.u.Status/100 == 2 && (m.content > 0 || m.u.BytesIn > 0) {
 		m.u.Estimated = true
 		m.u.PromptTokens = (m.u.BytesIn + 3) / 4
 		m.u.CompletionTokens = (m.content + 3) / 4

@@ -185,6 +185,7 @@ func TestClientDisconnect(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	req, _ := http.NewRequestWithContext(ctx, "POST", e.srv.URL+"/openai/v1/chat/completions", strings.NewReader(chatBody))
 	req.Header.Set("Authorization", "Bearer "+v)
+	req.Header.Set("Content-Type", "application/json")
 	res, err := e.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -301,5 +302,21 @@ func TestHugeSSELine(t *testing.T) {
 	}
 	if u := e.rec.last(t); u.CompletionTokens != 2 {
 		t.Errorf("usage after the huge line: %+v", u)
+	}
+}
+
+// TestNoEstimateWithoutModel: a call that names no model (a model listing)
+// or fails is never charged an estimate.
+func TestNoEstimateWithoutModel(t *testing.T) {
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"object":"list","data":[{"id":"gpt-4o","object":"model","created":1,"owned_by":"openai"}]}`)
+	})
+	v := e.token("openai", nil)
+	if res, _ := e.do("GET", "/openai/v1/models", "", bearerHeader(v)); res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	if u := e.rec.last(t); u.Estimated || u.PromptTokens != 0 || u.CompletionTokens != 0 {
+		t.Errorf("models listing charged: %+v", u)
 	}
 }

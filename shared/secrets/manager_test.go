@@ -32,10 +32,28 @@ func newManager(t *testing.T) (*secrets.Manager, *smtest.Server) {
 	return secrets.NewManager(srv.Client(t), testKMSKey), srv
 }
 
+// testReplicas are the other regions of a three-region deployment, each
+// replica under kve's key there, named by the alias every region has.
+var testReplicas = []secrets.Replica{{Region: "eu-west-1", KMSKeyID: "alias/kve"}, {Region: "ap-southeast-2", KMSKeyID: "alias/kve"}}
+
+func newReplicatedManager(t *testing.T) (*secrets.Manager, *smtest.Server) {
+	t.Helper()
+	srv := smtest.NewServer(t)
+	return secrets.NewManager(srv.Client(t), testKMSKey, testReplicas...), srv
+}
+
 func TestManagerConformance(t *testing.T) {
-	secretstest.Run(t, func(t *testing.T) secrets.Store {
-		m, _ := newManager(t)
-		return m
+	t.Run("one region", func(t *testing.T) {
+		secretstest.Run(t, func(t *testing.T) secrets.Store {
+			m, _ := newManager(t)
+			return m
+		})
+	})
+	t.Run("replicated", func(t *testing.T) {
+		secretstest.Run(t, func(t *testing.T) secrets.Store {
+			m, _ := newReplicatedManager(t)
+			return m
+		})
 	})
 }
 

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +35,15 @@ const (
 	EnvMaxBodyBytes  = "KVE_MAX_BODY_BYTES"          // request body cap, default 10 MiB
 	EnvLogLevel      = "KVE_LOG_LEVEL"               // debug, info, warn, error
 	EnvSecretsPrefix = "KVE_SECRETS_PREFIX"          // name prefix for key secrets, default kve/
+	// EnvReplicaRegions lists, comma-separated, the other regions of a
+	// multi-region deployment: every key secret the function creates is
+	// replicated to each, so that region's proxy can read it. Unset in a
+	// single-region deployment.
+	EnvReplicaRegions = "KVE_REPLICA_REGIONS"
+	// EnvReplicaKMSKey is the KMS key of those replicas, the same in every
+	// region: an alias (the stack's alias/<name>, which exists in each
+	// region) or a key ARN. Required with EnvReplicaRegions.
+	EnvReplicaKMSKey = "KVE_REPLICA_KMS_KEY"
 )
 
 // Required lists, per function, the variables its Config cannot start
@@ -59,6 +70,10 @@ type Config struct {
 	KeyCacheTTL  time.Duration
 	MaxBodyBytes int64
 	LogLevel     string
+	// ReplicaRegions and ReplicaKMSKey are where and under which key key
+	// secrets are replicated; none in a single-region deployment.
+	ReplicaRegions []string
+	ReplicaKMSKey  string
 }
 
 // Load reads and validates the configuration of function from getenv
@@ -110,8 +125,40 @@ func Load(function string, getenv func(string) string) (Config, error) {
 		}
 		c.MaxBodyBytes = n
 	}
+	if v := getenv(EnvReplicaRegions); v != "" {
+		regions, err := replicaRegions(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", EnvReplicaRegions, err))
+		}
+		c.ReplicaRegions = regions
+		if c.ReplicaKMSKey = getenv(EnvReplicaKMSKey); c.ReplicaKMSKey == "" {
+			// Without it the replicas would fall back to each region's AWS
+			// managed key, outside the customer-managed key kve's secrets
+			// are kept under.
+			errs = append(errs, fmt.Errorf("%s is not set (%s needs it)", EnvReplicaKMSKey, EnvReplicaRegions))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return Config{}, fmt.Errorf("%s configuration: %w", function, err)
 	}
 	return c, nil
+}
+
+// regionPattern is Secrets Manager's pattern for a replica region.
+var regionPattern = regexp.MustCompile(`^([a-z]+-)+[0-9]+$`)
+
+// replicaRegions parses a comma-separated list of distinct regions.
+func replicaRegions(v string) ([]string, error) {
+	var out []string
+	for r := range strings.SplitSeq(v, ",") {
+		r = strings.TrimSpace(r)
+		switch {
+		case !regionPattern.MatchString(r):
+			return nil, fmt.Errorf("%q is not a region", r)
+		case slices.Contains(out, r):
+			return nil, fmt.Errorf("%s is listed twice", r)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }

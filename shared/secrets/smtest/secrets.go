@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -30,7 +31,8 @@ type secret struct {
 	tags                             []tag
 	versions                         []*version // in creation order
 	created, changed                 time.Time
-	deletion                         time.Time // zero unless scheduled for deletion
+	deletion                         time.Time  // zero unless scheduled for deletion
+	replicas                         []*replica // in the order they were added
 }
 
 type version struct {
@@ -154,19 +156,22 @@ func (s *Server) newARN(name string) string {
 }
 
 type createSecretInput struct {
-	Name               string
-	ClientRequestToken string
-	Description        string
-	KmsKeyId           string
-	SecretString       *string
-	SecretBinary       []byte
-	Tags               []tag
+	Name                        string
+	ClientRequestToken          string
+	Description                 string
+	KmsKeyId                    string
+	SecretString                *string
+	SecretBinary                []byte
+	Tags                        []tag
+	AddReplicaRegions           []replicaRegion
+	ForceOverwriteReplicaSecret bool
 }
 
 type createSecretOutput struct {
-	ARN       string
-	Name      string
-	VersionId string `json:",omitempty"`
+	ARN               string
+	Name              string
+	VersionId         string              `json:",omitempty"`
+	ReplicationStatus []replicationStatus `json:",omitempty"`
 }
 
 func (s *Server) createSecret(in *createSecretInput) (any, *apiError) {
@@ -174,6 +179,9 @@ func (s *Server) createSecret(in *createSecretInput) (any, *apiError) {
 		return nil, errValidation("Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!")
 	}
 	if err := checkValue(in.ClientRequestToken, in.SecretString, in.SecretBinary); err != nil {
+		return nil, err
+	}
+	if err := checkReplicaRegions(in.AddReplicaRegions, nil); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -197,6 +205,9 @@ func (s *Server) createSecret(in *createSecretInput) (any, *apiError) {
 			return nil, err
 		}
 		out.VersionId = v.id
+	}
+	if len(in.AddReplicaRegions) > 0 {
+		out.ReplicationStatus = sec.replicate(in.AddReplicaRegions)
 	}
 	s.secrets[sec.name] = sec
 	return out, nil
@@ -325,6 +336,9 @@ func (s *Server) deleteSecret(in *deleteSecretInput) (any, *apiError) {
 	if err != nil {
 		return nil, err
 	}
+	if len(sec.replicas) > 0 { // with or without a recovery window
+		return nil, errInvalidParameter(fmt.Sprintf("You can't delete secret %s that still has replica regions [%s].", sec.arn, strings.Join(sec.replicaRegions(), ", ")))
+	}
 	now := time.Now()
 	if force { // allowed on a scheduled secret too
 		delete(s.secrets, sec.name)
@@ -351,7 +365,9 @@ type describeSecretOutput struct {
 	VersionIdsToStages map[string][]string
 	CreatedDate        float64
 	LastChangedDate    float64
-	DeletedDate        float64 `json:",omitempty"` // when a scheduled deletion takes effect
+	DeletedDate        float64             `json:",omitempty"` // when a scheduled deletion takes effect
+	PrimaryRegion      string              `json:",omitempty"` // set once the secret has replicas
+	ReplicationStatus  []replicationStatus `json:",omitempty"`
 }
 
 func (s *Server) describeSecret(in *describeSecretInput) (any, *apiError) {
@@ -373,6 +389,10 @@ func (s *Server) describeSecret(in *describeSecretInput) (any, *apiError) {
 	}
 	if !sec.deletion.IsZero() {
 		out.DeletedDate = epoch(sec.deletion)
+	}
+	if len(sec.replicas) > 0 {
+		out.PrimaryRegion = Region
+		out.ReplicationStatus = sec.replicationStatus(nil)
 	}
 	return out, nil
 }

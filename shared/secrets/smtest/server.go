@@ -3,14 +3,19 @@
 // 1.1 protocol (POST /, X-Amz-Target: secretsmanager.<Op>, Content-Type:
 // application/x-amz-json-1.1) to the real SDK client, with the real response
 // and error shapes, for the operations kve uses: CreateSecret,
-// PutSecretValue, GetSecretValue, DeleteSecret and DescribeSecret.
+// PutSecretValue, GetSecretValue, DeleteSecret, DescribeSecret,
+// ReplicateSecretToRegions and RemoveRegionsFromReplication.
 //
 // It keeps the staging labels (AWSCURRENT, AWSPREVIOUS), honours
 // ClientRequestToken as the version id, schedules deletions (a scheduled
-// secret answers InvalidRequestException as on AWS), counts calls and injects
-// faults. It does not verify signatures (it only requires one), never purges
-// deprecated versions or scheduled secrets, and ignores replication and
-// rotation.
+// secret answers InvalidRequestException as on AWS), records replica regions
+// and their keys (CreateSecret's AddReplicaRegions, ReplicateSecretToRegions)
+// and, as AWS does, refuses to delete a secret that still has replicas,
+// counts calls and injects faults. It is one region (Region): replicas exist
+// only as their record on the primary, so they never fail, and
+// ForceOverwriteReplicaSecret has nothing to overwrite. It does not verify
+// signatures (it only requires one), never purges deprecated versions or
+// scheduled secrets, and ignores rotation.
 package smtest
 
 import (
@@ -224,6 +229,10 @@ func (s *Server) dispatch(op string, r *http.Request) (any, *apiError) {
 		return call(r, s.deleteSecret)
 	case "DescribeSecret":
 		return call(r, s.describeSecret)
+	case "ReplicateSecretToRegions":
+		return call(r, s.replicateSecretToRegions)
+	case "RemoveRegionsFromReplication":
+		return call(r, s.removeRegionsFromReplication)
 	}
 	return nil, &apiError{http.StatusBadRequest, "UnknownOperationException", "Unknown operation " + op + "."}
 }

@@ -311,3 +311,173 @@ func TestRawProtocol(t *testing.T) {
 		})
 	}
 }
+
+func TestReplication(t *testing.T) {
+	ctx := t.Context()
+	srv := smtest.NewServer(t)
+	c := srv.Client(t)
+	created, err := c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name: aws.String(name), SecretString: aws.String("sk-test-FAKE-1"),
+		AddReplicaRegions: []types.ReplicaRegionType{
+			{Region: aws.String("eu-west-1"), KmsKeyId: aws.String("alias/kve")},
+			{Region: aws.String("ap-southeast-2")},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The response that starts replication shows it under way.
+	want := map[string][2]string{"eu-west-1": {"alias/kve", "InProgress"}, "ap-southeast-2": {"alias/aws/secretsmanager", "InProgress"}}
+	if diff := cmp.Diff(want, replicas(created.ReplicationStatus)); diff != "" {
+		t.Errorf("CreateSecret ReplicationStatus (-want +got):\n%s", diff)
+	}
+	describe := func() *secretsmanager.DescribeSecretOutput {
+		t.Helper()
+		out, err := c.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(name)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	desc := describe()
+	want = map[string][2]string{"eu-west-1": {"alias/kve", "InSync"}, "ap-southeast-2": {"alias/aws/secretsmanager", "InSync"}}
+	if diff := cmp.Diff(want, replicas(desc.ReplicationStatus)); diff != "" {
+		t.Errorf("DescribeSecret ReplicationStatus (-want +got):\n%s", diff)
+	}
+	if got := aws.ToString(desc.PrimaryRegion); got != smtest.Region {
+		t.Errorf("PrimaryRegion = %q, want %q", got, smtest.Region)
+	}
+
+	// A primary with replicas cannot be deleted, with or without recovery.
+	for _, in := range []*secretsmanager.DeleteSecretInput{
+		{SecretId: aws.String(name), RecoveryWindowInDays: aws.Int64(7)},
+		{SecretId: aws.String(name), ForceDeleteWithoutRecovery: aws.Bool(true)},
+	} {
+		_, err := c.DeleteSecret(ctx, in)
+		var apiErr smithy.APIError
+		if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "InvalidParameterException" ||
+			!strings.Contains(apiErr.ErrorMessage(), "still has replica regions [eu-west-1, ap-southeast-2]") {
+			t.Fatalf("DeleteSecret with replicas: got %v, want InvalidParameterException naming the replica regions", err)
+		}
+	}
+
+	removed, err := c.RemoveRegionsFromReplication(ctx, &secretsmanager.RemoveRegionsFromReplicationInput{
+		SecretId: aws.String(name), RemoveReplicaRegions: []string{"ap-southeast-2", "us-west-2"}, // no replica in us-west-2: ignored
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = map[string][2]string{"eu-west-1": {"alias/kve", "InSync"}}
+	if diff := cmp.Diff(want, replicas(removed.ReplicationStatus)); diff != "" {
+		t.Errorf("RemoveRegionsFromReplication ReplicationStatus (-want +got):\n%s", diff)
+	}
+	added, err := c.ReplicateSecretToRegions(ctx, &secretsmanager.ReplicateSecretToRegionsInput{
+		SecretId:          aws.String(name),
+		AddReplicaRegions: []types.ReplicaRegionType{{Region: aws.String("us-west-2"), KmsKeyId: aws.String("alias/kve")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = map[string][2]string{"eu-west-1": {"alias/kve", "InSync"}, "us-west-2": {"alias/kve", "InProgress"}}
+	if diff := cmp.Diff(want, replicas(added.ReplicationStatus)); diff != "" {
+		t.Errorf("ReplicateSecretToRegions ReplicationStatus (-want +got):\n%s", diff)
+	}
+
+	// A new version replicates without further calls; the replicas go, then the primary can.
+	if _, err := c.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(name), SecretString: aws.String("sk-test-FAKE-2")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.RemoveRegionsFromReplication(ctx, &secretsmanager.RemoveRegionsFromReplicationInput{
+		SecretId: aws.String(name), RemoveReplicaRegions: []string{"eu-west-1", "us-west-2"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if desc := describe(); desc.ReplicationStatus != nil || desc.PrimaryRegion != nil {
+		t.Errorf("after removing every replica: ReplicationStatus %v, PrimaryRegion %v; want neither", desc.ReplicationStatus, aws.ToString(desc.PrimaryRegion))
+	}
+	if _, err := c.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(name), RecoveryWindowInDays: aws.Int64(7)}); err != nil {
+		t.Errorf("DeleteSecret without replicas: %v", err)
+	}
+}
+
+func TestReplicationErrors(t *testing.T) {
+	ctx := t.Context()
+	c := smtest.NewServer(t).Client(t)
+	for _, n := range []string{name, name + "-deleted"} {
+		if _, err := c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+			Name: aws.String(n), SecretString: aws.String("sk-test-FAKE"),
+			AddReplicaRegions: []types.ReplicaRegionType{{Region: aws.String("eu-west-1")}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.RemoveRegionsFromReplication(ctx, &secretsmanager.RemoveRegionsFromReplicationInput{
+		SecretId: aws.String(name + "-deleted"), RemoveReplicaRegions: []string{"eu-west-1"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String(name + "-deleted"), RecoveryWindowInDays: aws.Int64(7)}); err != nil {
+		t.Fatal(err)
+	}
+	regions := func(rs ...string) []types.ReplicaRegionType {
+		var out []types.ReplicaRegionType
+		for _, r := range rs {
+			out = append(out, types.ReplicaRegionType{Region: aws.String(r)})
+		}
+		return out
+	}
+	create := func(add []types.ReplicaRegionType) func() error {
+		return func() error {
+			_, err := c.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(name + "-new"), SecretString: aws.String("sk-test-FAKE"), AddReplicaRegions: add})
+			return err
+		}
+	}
+	replicate := func(id string, add []types.ReplicaRegionType) func() error {
+		return func() error {
+			_, err := c.ReplicateSecretToRegions(ctx, &secretsmanager.ReplicateSecretToRegionsInput{SecretId: aws.String(id), AddReplicaRegions: add})
+			return err
+		}
+	}
+	remove := func(id string, rs ...string) func() error {
+		return func() error {
+			_, err := c.RemoveRegionsFromReplication(ctx, &secretsmanager.RemoveRegionsFromReplicationInput{SecretId: aws.String(id), RemoveReplicaRegions: append([]string{}, rs...)})
+			return err
+		}
+	}
+	tests := []struct {
+		name string
+		call func() error
+		want string
+	}{
+		{"create replicated to its own region", create(regions(smtest.Region)), "InvalidParameterException"},
+		{"create with a malformed region", create(regions("Europe")), "ValidationException"},
+		{"create naming a region twice", create(regions("eu-west-1", "eu-west-1")), "InvalidParameterException"},
+		{"replicate where a replica is", replicate(name, regions("eu-west-1")), "InvalidParameterException"},
+		{"replicate nowhere", replicate(name, []types.ReplicaRegionType{}), "ValidationException"},
+		{"replicate unknown", replicate("kve/none", regions("us-west-2")), "ResourceNotFoundException"},
+		{"replicate scheduled", replicate(name+"-deleted", regions("us-west-2")), "InvalidRequestException"},
+		{"remove nothing", remove(name), "ValidationException"},
+		{"remove unknown", remove("kve/none", "eu-west-1"), "ResourceNotFoundException"},
+		{"remove from scheduled", remove(name+"-deleted", "eu-west-1"), "InvalidRequestException"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var apiErr smithy.APIError
+			if err := tt.call(); !errors.As(err, &apiErr) || apiErr.ErrorCode() != tt.want {
+				t.Fatalf("got %v, want %s", err, tt.want)
+			}
+		})
+	}
+	if _, err := c.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(name + "-new")}); !errors.As(err, new(*types.ResourceNotFoundException)) {
+		t.Errorf("a refused CreateSecret created the secret: %v", err)
+	}
+}
+
+// replicas maps a ReplicationStatus by region to its key and status.
+func replicas(status []types.ReplicationStatusType) map[string][2]string {
+	out := map[string][2]string{}
+	for _, s := range status {
+		out[aws.ToString(s.Region)] = [2]string{aws.ToString(s.KmsKeyId), string(s.Status)}
+	}
+	return out
+}
