@@ -80,12 +80,12 @@ func TestMain(m *testing.M) {
 
 // awsEnv is a deployment on emulators: a DynamoDB table and the server secrets.
 type awsEnv struct {
-	ddbURL   string
-	sm       *smtest.Server
-	store    *dynamo.Store
-	secrets  *secrets.Manager
-	keyring  *kve.Keyring
-	env      []string
+	ddbURL  string
+	sm      *smtest.Server
+	store   *dynamo.Store
+	secrets *secrets.Manager
+	keyring *kve.Keyring
+	env     []string
 }
 
 func newAWSEnv(t *testing.T) *awsEnv {
