@@ -29,6 +29,8 @@ type meter struct {
 	found   bool   // the upstream reported usage
 	done    bool
 	pending []byte // synthetic bytes to send before EOF (an SSE error event)
+
+	modelSeen bool // the stream named its model: later events matter only for usage
 }
 
 const (
@@ -119,6 +121,12 @@ func (m *meter) sseLine(line []byte) {
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 || data[0] != '{' {
 		return // "[DONE]" and keep-alives
+	}
+	if m.modelSeen && !carriesUsage(data) {
+		// A content chunk: only its text length matters (for estimates),
+		// and it is counted without decoding the event.
+		m.content += textLen(data)
+		return
 	}
 	var d usageDoc
 	if json.Unmarshal(data, &d) != nil {
@@ -223,6 +231,9 @@ type choiceDelta struct {
 // running totals, so later values replace earlier ones; OpenAI reports once.
 func (m *meter) apply(d *usageDoc) {
 	u := m.u
+	if d.Model != "" || d.ModelVersion != "" || d.Message != nil && d.Message.Model != "" {
+		m.modelSeen = true
+	}
 	if d.Model != "" {
 		u.Model = d.Model
 	} else if d.ModelVersion != "" {
@@ -285,4 +296,51 @@ func sseError(atLineStart bool) []byte {
 		return []byte("\n" + ev)
 	}
 	return []byte("\n\n" + ev)
+}
+
+// carriesUsage reports whether an SSE event's JSON may hold usage: a
+// "usage" key whose value is an object, Gemini's usageMetadata, or an
+// Anthropic message event.
+func carriesUsage(data []byte) bool {
+	if bytes.Contains(data, []byte(`"usageMetadata"`)) || bytes.Contains(data, []byte(`"message"`)) {
+		return true
+	}
+	for rest := data; ; {
+		i := bytes.Index(rest, []byte(`"usage"`))
+		if i < 0 {
+			return false
+		}
+		rest = bytes.TrimLeft(rest[i+len(`"usage"`):], " \t\r\n")
+		if len(rest) > 0 && rest[0] == ':' {
+			rest = bytes.TrimLeft(rest[1:], " \t\r\n")
+			if len(rest) > 0 && rest[0] == '{' {
+				return true
+			}
+		}
+	}
+}
+
+// textLen adds up the lengths of the "content" and "text" string values of
+// an event, as written (escapes count as written).
+func textLen(data []byte) int64 {
+	var n int64
+	for _, key := range [...][]byte{[]byte(`"content":"`), []byte(`"text":"`)} {
+		for rest := data; ; {
+			i := bytes.Index(rest, key)
+			if i < 0 {
+				break
+			}
+			rest = rest[i+len(key):]
+			j := 0
+			for j < len(rest) && rest[j] != '"' {
+				if rest[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			n += int64(min(j, len(rest)))
+			rest = rest[min(j, len(rest)):]
+		}
+	}
+	return n
 }

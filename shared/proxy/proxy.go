@@ -17,6 +17,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/keyvault-edge/kve/shared/kve"
@@ -114,6 +115,7 @@ func New(cfg Config, deps Deps) *Handler {
 		Transport:      cfg.Transport,
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.upstreamError,
+		BufferPool:     &bufferPool{},
 		// Upstream errors can carry URLs (with a query-injected key); the
 		// proxy logs its own sanitized lines instead.
 		ErrorLog: log.New(io.Discard, "", 0),
@@ -435,6 +437,18 @@ func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	}
 	writeError(w, d)
 }
+
+// bufferPool reuses ReverseProxy's 32 KiB copy buffers across requests.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
 
 // stopOnClose stops the idle timer when the body is closed.
 type stopOnClose struct {

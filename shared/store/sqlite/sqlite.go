@@ -20,6 +20,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -33,6 +35,13 @@ type Store struct {
 	read  *sql.DB // read-only connections: every query outside a write
 
 	tokenByHash *sql.Stmt // the proxy's lookup, prepared once
+
+	// gen counts commits of this Store; tokens caches the proxy's lookups
+	// made at a generation, so a lookup is served from memory only while
+	// nothing at all was written since it was read.
+	gen    atomic.Uint64
+	tokMu  sync.RWMutex
+	tokens map[string]cachedToken
 
 	now func() time.Time // the clock that says which UTC day "today" is
 }
@@ -134,7 +143,9 @@ func (s *Store) inTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) 
 	if err := fn(tx); err != nil {
 		return err
 	}
-	if err := tx.Commit(); err != nil {
+	err = tx.Commit()
+	s.gen.Add(1) // also after a failed commit: it may have been applied
+	if err != nil {
 		return classify(op, "", err)
 	}
 	return nil

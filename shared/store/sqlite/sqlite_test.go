@@ -245,3 +245,51 @@ func TestPathWithURICharacters(t *testing.T) {
 		t.Errorf("store file not at its path: %v", err)
 	}
 }
+
+// TestTokenCacheBound: a revocation made through this Store is seen by the
+// very next lookup; one made by another process on the same file within the
+// cache's one-second bound.
+func TestTokenCacheBound(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kve.db")
+	a, b := openTest(t, path), openTest(t, path)
+	org, tokens := seed(t, a, 2)
+	ctx := t.Context()
+	revoke := func(s *Store, tok kve.Token) {
+		t.Helper()
+		now := time.Now()
+		if _, err := s.UpdateToken(ctx, org.ID, tok.ID, func(t *kve.Token) error { t.RevokedAt = now; return nil },
+			kve.Actor{UserID: "usr_test"}.Event(org.ID, "token.revoke", tok.ID, now)); err != nil {
+			t.Fatalf("revoke: %v", err)
+		}
+	}
+	for _, tok := range tokens {
+		if got, err := a.TokenByHash(ctx, tok.Hash); err != nil || got.Revoked() {
+			t.Fatalf("warm lookup: %v %v", got.Revoked(), err)
+		}
+	}
+	revoke(a, tokens[0])
+	if got, _ := a.TokenByHash(ctx, tokens[0].Hash); !got.Revoked() {
+		t.Fatal("a revocation through this store was not seen by the next lookup")
+	}
+	if got, err := a.TokenByHash(ctx, tokens[1].Hash); err != nil || got.Revoked() { // cached at the current generation
+		t.Fatalf("warm lookup: %v %v", got.Revoked(), err)
+	}
+	revoke(b, tokens[1])
+	start := time.Now()
+	for {
+		got, err := a.TokenByHash(ctx, tokens[1].Hash)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Revoked() {
+			if time.Since(start) < tokenCacheTTL/2 {
+				t.Logf("seen after %v: the cached entry was dropped early", time.Since(start))
+			}
+			break
+		}
+		if time.Since(start) > tokenCacheTTL+500*time.Millisecond {
+			t.Fatalf("another process's revocation unseen after %v", time.Since(start))
+		}
+		time.Sleep(10 * time.Millisecond) // polling for the bound, not waiting to pass
+	}
+}

@@ -120,8 +120,46 @@ func (s *Store) Token(ctx context.Context, orgID, id string) (kve.Token, error) 
 // TokenByHash implements store.Tokens with one indexed query on a statement
 // prepared at Open. WAL readers see every committed write, so a revocation
 // holds on the next call.
+//
+// Answers are kept in memory while nothing was committed through this Store
+// since they were read (a revocation here holds on the very next request),
+// and for at most tokenCacheTTL: another process writing the same file is
+// seen within that bound (STYLE: any token cache stays under the 1 s
+// revocation bound).
 func (s *Store) TokenByHash(ctx context.Context, hash []byte) (kve.Token, error) {
 	day := s.now().UTC().Format(time.DateOnly)
+	gen := s.gen.Load() // before the read: a commit during it invalidates what it reads
+	now := time.Now()
+	s.tokMu.RLock()
+	c, ok := s.tokens[string(hash)]
+	s.tokMu.RUnlock()
+	if ok && c.gen == gen && c.tok.Spend.Day == day && now.Sub(c.at) < tokenCacheTTL {
+		return c.tok, nil
+	}
+	t, err := s.tokenByHashRead(ctx, hash, day)
+	if err == nil {
+		s.tokMu.Lock()
+		if s.tokens == nil || len(s.tokens) >= 4096 {
+			s.tokens = map[string]cachedToken{}
+		}
+		s.tokens[string(hash)] = cachedToken{gen: gen, at: now, tok: t}
+		s.tokMu.Unlock()
+	}
+	return t, err
+}
+
+// tokenCacheTTL bounds how stale a cached lookup can be for writes made by
+// another process on the same file.
+const tokenCacheTTL = time.Second
+
+// cachedToken is a lookup's answer at a store generation.
+type cachedToken struct {
+	gen uint64
+	at  time.Time
+	tok kve.Token
+}
+
+func (s *Store) tokenByHashRead(ctx context.Context, hash []byte, day string) (kve.Token, error) {
 	var micro int64
 	t, err := scanToken(s.tokenByHash.QueryRowContext(ctx, hash, day), &micro)
 	if err != nil {

@@ -29,6 +29,16 @@ func (s *Store) RecordUsage(ctx context.Context, records []kve.Usage) error {
 			return classify("record usage", "", err)
 		}
 		defer insert.Close()
+		// Last-used and spend are summed per token and day over the batch's
+		// inserted records and written once each: a batch of one token's
+		// requests costs two statements, not two per record.
+		type tokenKey struct{ org, id string }
+		type daySpend struct {
+			tok tokenKey
+			day string
+		}
+		lastUsed := map[tokenKey]int64{}
+		spend := map[daySpend]int64{}
 		for i := range records {
 			u := &records[i]
 			res, err := insert.ExecContext(ctx, u.RequestID, u.OrgID, u.TokenID, u.UserID, millis(u.At),
@@ -44,20 +54,43 @@ func (s *Store) RecordUsage(ctx context.Context, records []kve.Usage) error {
 			} else if n == 0 || u.TokenID == "" {
 				continue // already counted, or a request no token was matched to
 			}
-			// Spend is only counted for a token of the record's organization.
-			res, err = tx.ExecContext(ctx, `UPDATE tokens SET last_used = max(last_used, ?)
-				WHERE org_id = ? AND id = ?`, millis(u.At), u.OrgID, u.TokenID)
+			k := tokenKey{u.OrgID, u.TokenID}
+			lastUsed[k] = max(lastUsed[k], millis(u.At))
+			spend[daySpend{k, u.Day()}] += u.CostMicro
+		}
+		if len(lastUsed) == 0 {
+			return nil
+		}
+		bump, err := tx.PrepareContext(ctx, `UPDATE tokens SET last_used = max(last_used, ?)
+			WHERE org_id = ? AND id = ?`)
+		if err != nil {
+			return classify("bump token last used", "", err)
+		}
+		defer bump.Close()
+		add, err := tx.PrepareContext(ctx, `INSERT INTO spend (token_id, day, micro) VALUES (?, ?, ?)
+			ON CONFLICT (token_id, day) DO UPDATE SET micro = micro + excluded.micro`)
+		if err != nil {
+			return classify("add spend", "", err)
+		}
+		defer add.Close()
+		known := map[tokenKey]bool{}
+		for k, at := range lastUsed {
+			res, err := bump.ExecContext(ctx, at, k.org, k.id)
 			if err != nil {
 				return classify("bump token last used", "", err)
 			}
-			if n, err := res.RowsAffected(); err != nil {
+			// Spend is only counted for a token of the record's organization.
+			n, err := res.RowsAffected()
+			if err != nil {
 				return classify("bump token last used", "", err)
-			} else if n == 0 {
+			}
+			known[k] = n > 0
+		}
+		for k, micro := range spend {
+			if !known[k.tok] {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO spend (token_id, day, micro) VALUES (?, ?, ?)
-				ON CONFLICT (token_id, day) DO UPDATE SET micro = micro + excluded.micro`,
-				u.TokenID, u.Day(), u.CostMicro); err != nil {
+			if _, err := add.ExecContext(ctx, k.tok.id, k.day, micro); err != nil {
 				return classify("add spend", "", err)
 			}
 		}
