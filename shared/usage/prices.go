@@ -8,18 +8,22 @@ import (
 	"strings"
 
 	"github.com/keyvault-edge/kve/shared/kve"
+	"github.com/keyvault-edge/kve/shared/store"
 )
 
 //go:embed prices.json
 var pricesJSON []byte
 
-// Price is what a model costs, in USD per million tokens.
+// Price is what a model costs, in USD per million tokens, and the most
+// output tokens it writes in one response.
 type Price struct {
-	Provider string  `json:"provider"`
-	Model    string  `json:"model"`
-	Input    float64 `json:"input"`
-	Cached   float64 `json:"cached"`
-	Output   float64 `json:"output"`
+	Provider  string  `json:"provider"`
+	Model     string  `json:"model"`
+	Input     float64 `json:"input"`
+	Cached    float64 `json:"cached"`
+	Output    float64 `json:"output"`
+	MaxOutput int64   `json:"max_output"`
+	Override  bool    `json:"override,omitzero"` // set by the organization, not the embedded list
 }
 
 // Prices is a dated price list. Models match by longest prefix, so
@@ -46,25 +50,80 @@ func ParsePrices(b []byte) (*Prices, error) {
 	if err := json.Unmarshal(b, &p); err != nil {
 		return nil, fmt.Errorf("parse prices: %w", err)
 	}
-	p.ceiling = map[kve.Family]Price{}
-	for _, m := range p.Models {
-		if m.Input < 0 || m.Output < 0 || m.Cached < 0 || m.Model == "" {
-			return nil, fmt.Errorf("parse prices: bad entry %q", m.Model)
-		}
-		prov, ok := kve.LookupProvider(m.Provider)
-		if !ok {
-			return nil, fmt.Errorf("parse prices: unknown provider %q", m.Provider)
-		}
-		if c := p.ceiling[prov.Family]; m.Input+m.Output > c.Input+c.Output {
-			p.ceiling[prov.Family] = m
-		}
+	if err := p.index(); err != nil {
+		return nil, fmt.Errorf("parse prices: %w", err)
 	}
 	return &p, nil
 }
 
+// index checks the entries and finds each family's ceiling.
+func (p *Prices) index() error {
+	p.ceiling = map[kve.Family]Price{}
+	for _, m := range p.Models {
+		if err := CheckPrice(m.Provider, m.Model, m.Input, m.Cached, m.Output); err != nil {
+			return err
+		}
+		prov, _ := kve.LookupProvider(m.Provider)
+		c := p.ceiling[prov.Family]
+		if m.Input+m.Output > c.Input+c.Output {
+			c.Provider, c.Model, c.Input, c.Cached, c.Output = m.Provider, m.Model, m.Input, m.Cached, m.Output
+		}
+		c.MaxOutput = max(c.MaxOutput, m.MaxOutput)
+		p.ceiling[prov.Family] = c
+	}
+	return nil
+}
+
+// CheckPrice validates a price entry: a built-in model provider, a model
+// name, and prices from 0 to 10,000 USD per million tokens.
+func CheckPrice(provider, model string, input, cached, output float64) error {
+	// Only the built-in model providers report usage to price.
+	if prov, ok := kve.LookupProvider(provider); !ok || !kve.IsBuiltinProvider(provider) || prov.Family == kve.FamilyGeneric {
+		return kve.Errorf(kve.KindInvalid, "invalid_price", "%q is not a provider kve prices (openai, anthropic, gemini, …)", kve.Truncate(provider, 40))
+	}
+	if model == "" || len(model) > 100 || strings.ContainsAny(model, "\x00\r\n") {
+		return kve.Errorf(kve.KindInvalid, "invalid_price", "a price needs a model name of at most 100 characters")
+	}
+	for _, v := range []float64{input, cached, output} {
+		if !(v >= 0 && v <= 10_000) {
+			return kve.Errorf(kve.KindInvalid, "invalid_price", "price of %q: USD per million tokens must be 0 to 10000", kve.Truncate(model, 40))
+		}
+	}
+	return nil
+}
+
+// With returns the list with an organization's overrides: an override
+// replaces the entry of the same provider and model, or adds one, and
+// keeps the maximum output of the entry its model falls under.
+func (p *Prices) With(overrides []store.Price) *Prices {
+	if len(overrides) == 0 {
+		return p
+	}
+	out := &Prices{AsOf: p.AsOf, Models: make([]Price, 0, len(p.Models)+len(overrides))}
+	for _, m := range p.Models {
+		replaced := false
+		for _, o := range overrides {
+			replaced = replaced || o.Provider == m.Provider && o.Model == m.Model
+		}
+		if !replaced {
+			out.Models = append(out.Models, m)
+		}
+	}
+	for _, o := range overrides {
+		base, _ := p.Lookup(o.Provider, o.Model)
+		out.Models = append(out.Models, Price{Provider: o.Provider, Model: o.Model, Input: o.Input,
+			Cached: o.Cached, Output: o.Output, MaxOutput: base.MaxOutput, Override: true})
+	}
+	if err := out.index(); err != nil {
+		return p // overrides are checked when they are set; a bad one changes nothing
+	}
+	return out
+}
+
 // Lookup returns the price of model at provider, and whether it was listed.
 // An unlisted model of a known family is priced as the family's most
-// expensive entry, so that naming an unknown model cannot dodge a budget.
+// expensive entry, with the family's largest maximum output, so that naming
+// an unknown model cannot dodge a budget.
 func (p *Prices) Lookup(provider, model string) (Price, bool) {
 	best := -1
 	for i, m := range p.Models {
@@ -94,4 +153,29 @@ func (p *Prices) Cost(u *kve.Usage) int64 {
 	micro := float64(u.PromptTokens-cached)*price.Input + float64(cached)*price.Cached +
 		float64(u.CompletionTokens)*price.Output // USD per 1M tokens = micro-USD per token
 	return int64(math.Ceil(micro))
+}
+
+// defaultMaxOutput is what a request naming no max_tokens is reserved for
+// when its model's maximum is not listed.
+const defaultMaxOutput = 32_768
+
+// Estimate returns the worst case of a request before it is forwarded: its
+// input at about four bytes a token, all of it uncached, and its output up
+// to maxOutput tokens (its max_tokens), or, when it names none, the
+// model's maximum. In micro-USD, rounded up, and in tokens.
+func (p *Prices) Estimate(u *kve.Usage, maxOutput int64) (micro, tokens int64) {
+	price, _ := p.Lookup(u.Provider, u.Model)
+	ceiling := price.MaxOutput
+	if ceiling <= 0 {
+		ceiling = defaultMaxOutput
+	}
+	out := ceiling
+	if maxOutput > 0 {
+		out = min(maxOutput, ceiling)
+	}
+	in := (max(u.BytesIn, 0) + 3) / 4
+	if price.Output == 0 { // an embedding writes no tokens
+		out = 0
+	}
+	return int64(math.Ceil(float64(in)*price.Input + float64(out)*price.Output)), in + out
 }

@@ -1,117 +1,104 @@
-// Package usage turns the proxy's usage records into stored records and
-// spend: it prices each record and writes it, synchronously on Lambda (an
-// execution environment freezes once the response ends) or through a
-// batching queue in local mode.
+// Package usage meters what kve's tokens cost: it prices usage records
+// (an embedded, dated price list with per-organization overrides), admits
+// requests against rate limits and budgets before the proxy forwards them
+// (proxy.Meter), and settles their records in the store with the counters
+// and daily rollups budgets and reports read.
+//
+// Two meters, one per deployment shape:
+//   - Local, for local mode: one process, so budgets and tokens per minute
+//     live in memory, records go to the store in batches, and a spool
+//     (one write(2) per line) keeps every hold and record across a kill.
+//   - Shared, for Lambda: every hold and settlement is one DynamoDB
+//     transaction (store.Holds), so limits hold across concurrent
+//     execution environments, and holds a dead environment left behind are
+//     settled by whoever finds them stale (Reconcile).
+//
+// See README.md for how each guarantee is kept and measured.
 package usage
 
 import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keyvault-edge/kve/shared/kve"
+	"github.com/keyvault-edge/kve/shared/store"
 )
 
-// Writer stores records; store.Store satisfies it.
-type Writer interface {
-	RecordUsage(ctx context.Context, records []kve.Usage) error
-}
-
-// Sync prices and writes each record before returning, retrying a store
-// that is briefly unavailable. It is the Lambda recorder: the proxy calls it
-// after the response is complete, while the invocation is still running.
-type Sync struct {
-	w       Writer
-	prices  *Prices
-	log     *slog.Logger
-	timeout time.Duration
-}
-
-// NewSync returns a synchronous recorder.
-func NewSync(w Writer, prices *Prices, log *slog.Logger) *Sync {
-	return &Sync{w: w, prices: prices, log: log, timeout: 3 * time.Second}
-}
-
-// Record implements proxy.Recorder.
-func (s *Sync) Record(ctx context.Context, u *kve.Usage) {
-	u.CostMicro = s.prices.Cost(u)
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
-	defer cancel()
-	if err := writeRetrying(ctx, s.w, []kve.Usage{*u}); err != nil {
-		s.log.Error("usage lost", "request_id", u.RequestID, "token_id", u.TokenID, "err", err)
-	}
-}
-
-// writeRetrying writes, retrying unavailable-kind failures with backoff
+// writeRetrying settles, retrying unavailable-kind failures with backoff
 // until ctx ends. Records are idempotent by request id, so a retry after an
 // ambiguous failure cannot count twice.
-func writeRetrying(ctx context.Context, w Writer, recs []kve.Usage) error {
+func writeRetrying(ctx context.Context, st store.Metering, batch []store.Settlement) error {
 	backoff := 50 * time.Millisecond
 	for {
-		err := w.RecordUsage(ctx, recs)
+		err := st.Settle(ctx, batch)
 		if err == nil || kve.KindOf(err) != kve.KindUnavailable {
 			return err
 		}
+		t := time.NewTimer(backoff)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			return err
-		case <-time.After(backoff):
+		case <-t.C:
 		}
 		backoff = min(backoff*2, time.Second)
 	}
 }
 
-// Batcher queues records and writes them in batches from one goroutine, so
-// recording never waits on the store. Close flushes what is queued.
+// Batcher settles records in the store in batches from one goroutine, so
+// recording never waits on the store. A batch the store refuses is kept and
+// tried again (the spool has it in any case); Close flushes what is queued.
 type Batcher struct {
-	w      Writer
-	prices *Prices
-	log    *slog.Logger
-	in     chan kve.Usage
-	done   chan struct{}
-	once   sync.Once
-
-	mu      sync.Mutex
-	dropped int64
+	st       store.Metering
+	log      *slog.Logger
+	onStored func(seg, n int) // records of a spool segment are in the store
+	in       chan batchItem
+	done     chan struct{}
+	once     sync.Once
+	dropped  atomic.Int64
 }
 
-// Batching bounds.
+// batchItem is a record and the spool segment it is in (0: none).
+type batchItem struct {
+	s   store.Settlement
+	seg int
+}
+
+// Batching bounds. The spool keeps every record across a kill, so batches
+// can be large: the embedded store pays per commit as much as per record.
 const (
-	batchSize  = 256
-	batchEvery = 100 * time.Millisecond
-	queueSize  = 16384
+	batchSize   = 4096
+	batchEvery  = 250 * time.Millisecond
+	queueSize   = 16384
+	maxBacklog  = 4 * batchSize // records kept while the store refuses them
+	maxAttempts = 20            // a batch failing otherwise than unavailable is dropped after these
 )
 
-// NewBatcher starts a batching recorder.
-func NewBatcher(w Writer, prices *Prices, log *slog.Logger) *Batcher {
-	b := &Batcher{w: w, prices: prices, log: log, in: make(chan kve.Usage, queueSize), done: make(chan struct{})}
+func newBatcher(st store.Metering, log *slog.Logger, onStored func(seg, n int)) *Batcher {
+	b := &Batcher{st: st, log: log, onStored: onStored, in: make(chan batchItem, queueSize), done: make(chan struct{})}
 	go b.run()
 	return b
 }
 
-// Record implements proxy.Recorder. It never blocks: with the queue full
-// (the store down for long) the record is dropped, counted and logged.
-func (b *Batcher) Record(_ context.Context, u *kve.Usage) {
-	u.CostMicro = b.prices.Cost(u)
+// add queues a record without blocking: with the queue full (the store
+// down for long) the record is dropped from memory, counted and logged; its
+// spool line stores it on the next start.
+func (b *Batcher) add(it batchItem) {
 	select {
-	case b.in <- *u:
+	case b.in <- it:
 	default:
-		b.mu.Lock()
-		b.dropped++
-		b.mu.Unlock()
-		b.log.Error("usage dropped: queue full", "request_id", u.RequestID, "token_id", u.TokenID)
+		b.dropped.Add(1)
+		b.log.Error("usage_queue_full", "request_id", it.s.Usage.RequestID, "token_id", it.s.Usage.TokenID)
 	}
 }
 
-// Dropped returns how many records were dropped.
-func (b *Batcher) Dropped() int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.dropped
-}
+// Dropped returns how many records were dropped from memory.
+func (b *Batcher) Dropped() int64 { return b.dropped.Load() }
 
-// Close stops accepting records and writes the queued ones.
+// Close stops accepting records and stores the queued ones.
 func (b *Batcher) Close() {
 	b.once.Do(func() { close(b.in) })
 	<-b.done
@@ -119,32 +106,59 @@ func (b *Batcher) Close() {
 
 func (b *Batcher) run() {
 	defer close(b.done)
-	batch := make([]kve.Usage, 0, batchSize)
+	batch := make([]batchItem, 0, batchSize)
 	tick := time.NewTicker(batchEvery)
 	defer tick.Stop()
-	flush := func() {
+	failures := 0
+	flush := func(timeout time.Duration) {
 		if len(batch) == 0 {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		if err := writeRetrying(ctx, b.w, batch); err != nil {
-			b.log.Error("usage lost", "records", len(batch), "err", err)
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		settlements := make([]store.Settlement, len(batch))
+		for i := range batch {
+			settlements[i] = batch[i].s
 		}
-		cancel()
+		err := writeRetrying(ctx, b.st, settlements)
+		if err != nil {
+			failures++
+			b.log.Error("usage_store_failed", "records", len(batch), "attempt", failures, "err", err)
+			if kve.KindOf(err) == kve.KindUnavailable || failures < maxAttempts {
+				if over := len(batch) - maxBacklog; over > 0 {
+					b.dropped.Add(int64(over))
+					batch = append(batch[:0], batch[over:]...)
+				}
+				return
+			}
+			b.dropped.Add(int64(len(batch)))
+		}
+		failures = 0
+		segs := map[int]int{}
+		for _, it := range batch {
+			if it.seg != 0 {
+				segs[it.seg]++
+			}
+		}
+		if err == nil && b.onStored != nil {
+			for seg, n := range segs {
+				b.onStored(seg, n)
+			}
+		}
 		batch = batch[:0]
 	}
 	for {
 		select {
-		case u, ok := <-b.in:
+		case it, ok := <-b.in:
 			if !ok {
-				flush()
+				flush(30 * time.Second)
 				return
 			}
-			if batch = append(batch, u); len(batch) == batchSize {
-				flush()
+			if batch = append(batch, it); len(batch) >= batchSize {
+				flush(5 * time.Second)
 			}
 		case <-tick.C:
-			flush()
+			flush(5 * time.Second)
 		}
 	}
 }

@@ -1,0 +1,281 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"time"
+
+	"github.com/keyvault-edge/kve/shared/kve"
+	"github.com/keyvault-edge/kve/shared/store"
+)
+
+// Local mode is one process: it holds budgets in memory (package usage)
+// and settles through this store, which keeps the counters and rollups in
+// the transaction that stores the records.
+
+// Settle implements store.Metering. Holds are the memory of the process
+// that took them; settling stores the records (RecordUsage), whose cost
+// counts in full.
+func (s *Store) Settle(ctx context.Context, batch []store.Settlement) error {
+	records := make([]kve.Usage, len(batch))
+	for i := range batch {
+		records[i] = batch[i].Usage
+	}
+	return s.RecordUsage(ctx, records)
+}
+
+// rollupKey is one row of usage_daily.
+type rollupKey struct{ org, day, token, model string }
+
+// rollups sums a batch's inserted records per row of usage_daily and per
+// organization and month, to be written once each (see RecordUsage).
+type rollups struct {
+	rows   map[rollupKey]*store.Rollup
+	months map[[2]string]int64 // org id, month → micro-USD
+}
+
+func (r *rollups) add(u *kve.Usage) {
+	if r.rows == nil {
+		r.rows, r.months = map[rollupKey]*store.Rollup{}, map[[2]string]int64{}
+	}
+	k := rollupKey{u.OrgID, u.Day(), u.TokenID, u.Model}
+	row := r.rows[k]
+	if row == nil {
+		row = &store.Rollup{}
+		r.rows[k] = row
+	}
+	row.UserID, row.Env, row.Provider = u.UserID, u.Env, u.Provider
+	row.Requests++
+	if u.Status >= 400 {
+		row.Errors++
+	}
+	if u.Estimated {
+		row.Estimated++
+	}
+	row.PromptTokens += u.PromptTokens
+	row.CompletionTokens += u.CompletionTokens
+	row.CachedTokens += u.CachedTokens
+	row.ReasoningTokens += u.ReasoningTokens
+	row.BytesIn += u.BytesIn
+	row.BytesOut += u.BytesOut
+	row.CostMicro += u.CostMicro
+	if u.At.After(row.LastAt) {
+		row.LastAt = u.At
+	}
+	r.months[[2]string{u.OrgID, u.Day()[:7]}] += u.CostMicro
+}
+
+// sumColumns are the sums every rollup table has, in the order sums
+// lists their values.
+const sumColumns = `requests, errors, estimated, prompt_tokens, completion_tokens, cached_tokens,
+	reasoning_tokens, bytes_in, bytes_out, cost_micro, last_at`
+
+// addSums is the ON CONFLICT clause that adds a row's sums to a stored one.
+const addSums = `requests = requests + excluded.requests, errors = errors + excluded.errors,
+	estimated = estimated + excluded.estimated,
+	prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+	completion_tokens = completion_tokens + excluded.completion_tokens,
+	cached_tokens = cached_tokens + excluded.cached_tokens,
+	reasoning_tokens = reasoning_tokens + excluded.reasoning_tokens,
+	bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out,
+	cost_micro = cost_micro + excluded.cost_micro, last_at = max(last_at, excluded.last_at)`
+
+func sums(r *store.Rollup) []any {
+	return []any{r.Requests, r.Errors, r.Estimated, r.PromptTokens, r.CompletionTokens, r.CachedTokens,
+		r.ReasoningTokens, r.BytesIn, r.BytesOut, r.CostMicro, millis(r.LastAt)}
+}
+
+// write adds the sums to the rollup tables (per day and token and model,
+// per day and token, per day and model) and to org_spend, for the records
+// whose token known says belongs to the record's organization.
+func (r *rollups) write(ctx context.Context, tx *sql.Tx, known func(orgID, tokenID string) bool) error {
+	if len(r.rows) == 0 {
+		return nil
+	}
+	byToken := map[[3]string]*store.Rollup{} // org, day, token
+	byModel := map[[3]string]*store.Rollup{} // org, day, model
+	months := map[[2]string]int64{}
+	add, err := tx.PrepareContext(ctx, `INSERT INTO usage_daily (org_id, day, token_id, model, user_id, env, provider,
+			`+sumColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (org_id, day, token_id, model) DO UPDATE SET
+			user_id = excluded.user_id, env = excluded.env, provider = excluded.provider, `+addSums)
+	if err != nil {
+		return classify("add rollups", "", err)
+	}
+	defer add.Close()
+	for k, row := range r.rows {
+		if !known(k.org, k.token) {
+			continue
+		}
+		months[[2]string{k.org, k.day[:7]}] += row.CostMicro
+		merge(byToken, [3]string{k.org, k.day, k.token}, row)
+		merge(byModel, [3]string{k.org, k.day, k.model}, row)
+		if _, err := add.ExecContext(ctx, append([]any{k.org, k.day, k.token, k.model, row.UserID, row.Env, row.Provider},
+			sums(row)...)...); err != nil {
+			return classify("add rollups", "", err)
+		}
+	}
+	for k, row := range byToken {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO usage_daily_token (org_id, day, token_id, user_id, env, provider,
+				`+sumColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (org_id, day, token_id) DO UPDATE SET
+				user_id = excluded.user_id, env = excluded.env, provider = excluded.provider, `+addSums,
+			append([]any{k[0], k[1], k[2], row.UserID, row.Env, row.Provider}, sums(row)...)...); err != nil {
+			return classify("add rollups", "", err)
+		}
+	}
+	for k, row := range byModel {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO usage_daily_model (org_id, day, model, `+sumColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (org_id, day, model) DO UPDATE SET `+addSums,
+			append([]any{k[0], k[1], k[2]}, sums(row)...)...); err != nil {
+			return classify("add rollups", "", err)
+		}
+	}
+	for k, micro := range months {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO org_spend (org_id, month, micro) VALUES (?, ?, ?)
+			ON CONFLICT (org_id, month) DO UPDATE SET micro = micro + excluded.micro`, k[0], k[1], micro); err != nil {
+			return classify("add month spend", "", err)
+		}
+	}
+	return nil
+}
+
+// merge adds row into the sum of key in m.
+func merge(m map[[3]string]*store.Rollup, key [3]string, row *store.Rollup) {
+	sum := m[key]
+	if sum == nil {
+		sum = &store.Rollup{}
+		m[key] = sum
+	}
+	sum.UserID, sum.Env, sum.Provider = row.UserID, row.Env, row.Provider
+	sum.Requests += row.Requests
+	sum.Errors += row.Errors
+	sum.Estimated += row.Estimated
+	sum.PromptTokens += row.PromptTokens
+	sum.CompletionTokens += row.CompletionTokens
+	sum.CachedTokens += row.CachedTokens
+	sum.ReasoningTokens += row.ReasoningTokens
+	sum.BytesIn += row.BytesIn
+	sum.BytesOut += row.BytesOut
+	sum.CostMicro += row.CostMicro
+	if row.LastAt.After(sum.LastAt) {
+		sum.LastAt = row.LastAt
+	}
+}
+
+// Spend implements store.Metering from the day counters of the token (its
+// month is the sum of its days) and the organization's month counter.
+func (s *Store) Spend(ctx context.Context, orgID, tokenID string, at time.Time) (store.Spend, error) {
+	day := at.UTC().Format(time.DateOnly)
+	month := day[:7]
+	var sp store.Spend
+	err := s.read.QueryRowContext(ctx, `SELECT
+		coalesce((SELECT s.micro FROM spend s JOIN tokens t ON t.id = s.token_id
+			WHERE t.org_id = ?1 AND s.token_id = ?2 AND s.day = ?3), 0),
+		coalesce((SELECT sum(s.micro) FROM spend s JOIN tokens t ON t.id = s.token_id
+			WHERE t.org_id = ?1 AND s.token_id = ?2 AND s.day BETWEEN ?4 || '-01' AND ?4 || '-31'), 0),
+		coalesce((SELECT micro FROM org_spend WHERE org_id = ?1 AND month = ?4), 0)`,
+		orgID, tokenID, day, month).Scan(&sp.Day, &sp.Month, &sp.OrgMonth)
+	if err != nil {
+		return store.Spend{}, classify("read spend", "", err)
+	}
+	return sp, nil
+}
+
+// rollupTable is a table of daily sums and the keys it has.
+type rollupTable struct {
+	name string
+	keys store.Group // besides the day
+	user bool        // has user_id
+}
+
+// The rollup tables, finest last; Rollups reads the coarsest that has the
+// keys a query groups or filters by.
+var rollupTables = []rollupTable{
+	{"usage_daily_model", store.ByModel, false},
+	{"usage_daily_token", store.ByToken, true},
+	{"usage_daily", store.ByToken | store.ByModel, true},
+}
+
+// groupColumns are the rollup columns of each key, in the order rows are
+// sorted.
+var groupColumns = []struct {
+	by  store.Group
+	col string
+}{{store.ByDay, "day"}, {store.ByToken, "token_id"}, {store.ByModel, "model"}, {store.ByUser, "user_id"}}
+
+// Rollups implements store.Metering with one grouped query over the
+// organization's rows of the coarsest rollup table that serves it.
+func (s *Store) Rollups(ctx context.Context, orgID string, f store.RollupFilter) ([]store.Rollup, error) {
+	if _, err := time.Parse(time.DateOnly, f.From); err != nil {
+		return nil, kve.Errorf(kve.KindInvalid, "invalid_range", "from must be a day like 2026-11-01")
+	}
+	if _, err := time.Parse(time.DateOnly, f.To); err != nil {
+		return nil, kve.Errorf(kve.KindInvalid, "invalid_range", "to must be a day like 2026-11-30")
+	}
+	need := f.By &^ (store.ByDay | store.ByUser)
+	if f.TokenID != "" {
+		need |= store.ByToken
+	}
+	needUser := f.UserID != "" || f.By&store.ByUser != 0
+	var table rollupTable
+	for _, t := range rollupTables {
+		if t.keys&need == need && (t.user || !needUser) {
+			table = t
+			break
+		}
+	}
+	// Table and column names come from the lists above; values are parameters.
+	var keys, group []string
+	for _, g := range groupColumns {
+		if f.By&g.by != 0 {
+			keys = append(keys, g.col)
+			group = append(group, g.col)
+		} else {
+			keys = append(keys, "''")
+		}
+	}
+	envs := "'', ''"
+	if f.By&store.ByToken != 0 {
+		envs = "max(env), max(provider)"
+	}
+	where := `org_id = ?1 AND day BETWEEN ?2 AND ?3`
+	if f.TokenID != "" {
+		where += ` AND token_id = ?4`
+	}
+	if f.UserID != "" {
+		where += ` AND user_id = ?5`
+	}
+	q := `SELECT ` + strings.Join(keys, ", ") + `, ` + envs + `,
+			coalesce(sum(requests), 0), coalesce(sum(errors), 0), coalesce(sum(estimated), 0),
+			coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
+			coalesce(sum(cached_tokens), 0), coalesce(sum(reasoning_tokens), 0),
+			coalesce(sum(bytes_in), 0), coalesce(sum(bytes_out), 0), coalesce(sum(cost_micro), 0),
+			coalesce(max(last_at), 0)
+		FROM ` + table.name + ` WHERE ` + where
+	if len(group) > 0 {
+		q += ` GROUP BY ` + strings.Join(group, ", ") + ` ORDER BY ` + strings.Join(group, ", ")
+	}
+	rows, err := s.read.QueryContext(ctx, q, orgID, f.From, f.To, f.TokenID, f.UserID)
+	if err != nil {
+		return nil, classify("read rollups", "", err)
+	}
+	out, err := collect(rows, func(row scanner) (store.Rollup, error) {
+		var r store.Rollup
+		var last int64
+		err := row.Scan(&r.Day, &r.TokenID, &r.Model, &r.UserID, &r.Env, &r.Provider, &r.Requests, &r.Errors,
+			&r.Estimated, &r.PromptTokens, &r.CompletionTokens, &r.CachedTokens, &r.ReasoningTokens,
+			&r.BytesIn, &r.BytesOut, &r.CostMicro, &last)
+		r.LastAt = fromMillis(last)
+		return r, err
+	})
+	if err != nil {
+		return nil, classify("read rollups", "", err)
+	}
+	if len(group) == 0 && len(out) == 1 && out[0].Requests == 0 {
+		return []store.Rollup{}, nil // the sum of no rows
+	}
+	return out, nil
+}

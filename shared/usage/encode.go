@@ -1,0 +1,105 @@
+package usage
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/keyvault-edge/kve/shared/kve"
+)
+
+// The spool writes two lines per request on the proxy's path, so they are
+// built by appending, without reflection: the JSON that encoding/json
+// writes for spoolLine (with kve.Usage's field names), which replay reads
+// back with encoding/json. A test fills every field of kve.Usage and
+// checks the round trip, so a field added there cannot be dropped here.
+
+// appendHold appends a hold line.
+func appendHold(b []byte, u *kve.Usage, micro int64) []byte {
+	b = append(b, `{"hold":{"usage":`...)
+	b = appendUsage(b, u)
+	b = append(b, `,"micro":`...)
+	b = strconv.AppendInt(b, micro, 10)
+	return append(b, "}}\n"...)
+}
+
+// appendDone appends a record line.
+func appendDone(b []byte, u *kve.Usage) []byte {
+	b = append(b, `{"done":`...)
+	b = appendUsage(b, u)
+	return append(b, "}\n"...)
+}
+
+func appendUsage(b []byte, u *kve.Usage) []byte {
+	b = append(b, `{"request_id":`...)
+	b = appendString(b, u.RequestID)
+	b = append(b, `,"at":"`...)
+	b = u.At.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	for _, f := range [...]struct{ name, v string }{
+		{"org_id", u.OrgID}, {"token_id", u.TokenID}, {"user_id", u.UserID}, {"env", string(u.Env)},
+		{"provider", u.Provider}, {"method", u.Method}, {"path", u.Path}, {"model", u.Model},
+		{"client_ip", u.ClientIP}, {"origin", u.Origin}, {"user_agent", u.UserAgent}, {"reason", u.Reason},
+	} {
+		if f.v != "" {
+			b = append(b, ',', '"')
+			b = append(b, f.name...)
+			b = append(b, '"', ':')
+			b = appendString(b, f.v)
+		}
+	}
+	for _, f := range [...]struct {
+		name string
+		v    int64
+	}{
+		{"status", int64(u.Status)}, {"duration_ns", int64(u.Duration)}, {"upstream_ns", int64(u.Upstream)},
+		{"bytes_in", u.BytesIn}, {"bytes_out", u.BytesOut}, {"prompt_tokens", u.PromptTokens},
+		{"completion_tokens", u.CompletionTokens}, {"cached_tokens", u.CachedTokens},
+		{"reasoning_tokens", u.ReasoningTokens}, {"cost_micro_usd", u.CostMicro},
+	} {
+		if f.v != 0 {
+			b = append(b, ',', '"')
+			b = append(b, f.name...)
+			b = append(b, '"', ':')
+			b = strconv.AppendInt(b, f.v, 10)
+		}
+	}
+	if u.Estimated {
+		b = append(b, `,"estimated":true`...)
+	}
+	if u.ClientAborted {
+		b = append(b, `,"client_aborted":true`...)
+	}
+	return append(b, '}')
+}
+
+// appendString appends s as a JSON string, as encoding/json would read it
+// back: quotes, backslashes and control characters escaped, invalid UTF-8
+// replaced.
+func appendString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}

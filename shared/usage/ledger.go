@@ -1,0 +1,141 @@
+package usage
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/keyvault-edge/kve/shared/kve"
+	"github.com/keyvault-edge/kve/shared/store"
+)
+
+// ledger is local mode's budgets: one process is the only writer of its
+// data directory's spend, so the counters live in memory, seeded from the
+// store the first time a period is used, and a hold is a mutex away. Each
+// counter is the spend settled (stored or queued) plus the open holds.
+//
+// A hold is admitted while every limited counter is under its limit before
+// the hold, so concurrent holds against a nearly spent budget overshoot it
+// by at most one reservation (SECURITY T17, G7).
+type ledger struct {
+	seed func(ctx context.Context, orgID, tokenID string, at time.Time) (store.Spend, error)
+
+	mu       sync.Mutex
+	counters map[counterKey]*counter
+	sweepAt  time.Time
+}
+
+// counterKey names a counter: a token's day or month, an organization's
+// month (token empty).
+type counterKey struct {
+	org, token string
+	period     string // 2006-01-02 or 2006-01
+}
+
+type counter struct {
+	micro int64
+	holds int // open holds on it, which keep it in memory
+}
+
+// hold is one request's reservation on its three counters.
+type hold struct {
+	day, month, org *counter
+	micro           int64
+}
+
+func newLedger(seed func(ctx context.Context, orgID, tokenID string, at time.Time) (store.Spend, error)) *ledger {
+	return &ledger{seed: seed, counters: map[counterKey]*counter{}}
+}
+
+// budgets are what a hold is checked against, in micro-USD; 0 means none.
+type budgets struct {
+	day, month, orgMonth int64
+}
+
+// take holds micro for a request of tokenID at at, or refuses with the
+// code of the first budget (day, month, organization's month) that is
+// spent. It returns the least left of the budgets that apply after the
+// hold (-1 when none does).
+func (l *ledger) take(ctx context.Context, orgID, tokenID string, at time.Time, b budgets, micro int64) (*hold, int64, error) {
+	day, month := at.UTC().Format(time.DateOnly), at.UTC().Format("2006-01")
+	keys := [3]counterKey{{orgID, tokenID, day}, {orgID, tokenID, month}, {orgID, "", month}}
+	if err := l.ensure(ctx, keys, at); err != nil {
+		return nil, 0, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	cs := [3]*counter{l.counters[keys[0]], l.counters[keys[1]], l.counters[keys[2]]}
+	limits := [3]int64{b.day, b.month, b.orgMonth}
+	codes := [3]string{store.LimitDay, store.LimitMonth, store.LimitOrgMonth}
+	for i, c := range cs {
+		if limits[i] > 0 && c.micro >= limits[i] {
+			return nil, 0, kve.Errorf(kve.KindRateLimited, codes[i], "budget spent")
+		}
+	}
+	left := int64(-1)
+	for i, c := range cs {
+		c.micro += micro
+		c.holds++
+		if limits[i] > 0 && (left < 0 || limits[i]-c.micro < left) {
+			left = max(limits[i]-c.micro, 0)
+		}
+	}
+	return &hold{day: cs[0], month: cs[1], org: cs[2], micro: micro}, left, nil
+}
+
+// settle replaces a hold's reservation with what the request cost.
+func (l *ledger) settle(h *hold, cost int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range []*counter{h.day, h.month, h.org} {
+		c.micro += cost - h.micro
+		c.holds--
+	}
+	h.micro = cost
+}
+
+// ensure seeds the counters of keys that are not in memory, reading the
+// store outside the lock; a counter seeded meanwhile by another request is
+// kept.
+func (l *ledger) ensure(ctx context.Context, keys [3]counterKey, at time.Time) error {
+	l.mu.Lock()
+	missing := false
+	for _, k := range keys {
+		if l.counters[k] == nil {
+			missing = true
+		}
+	}
+	l.sweep(at)
+	l.mu.Unlock()
+	if !missing {
+		return nil
+	}
+	sp, err := l.seed(ctx, keys[0].org, keys[0].token, at)
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, v := range [3]int64{sp.Day, sp.Month, sp.OrgMonth} {
+		if l.counters[keys[i]] == nil {
+			l.counters[keys[i]] = &counter{micro: v}
+		}
+	}
+	return nil
+}
+
+// sweep forgets counters of past periods that no hold uses; a request of a
+// past period is not admitted any more, and one settling later holds its
+// counter itself. Run under l.mu.
+func (l *ledger) sweep(now time.Time) {
+	if now.Before(l.sweepAt) {
+		return
+	}
+	l.sweepAt = now.Add(time.Hour)
+	day, month := now.UTC().Format(time.DateOnly), now.UTC().Format("2006-01")
+	for k, c := range l.counters {
+		if c.holds == 0 && k.period != day && k.period != month {
+			delete(l.counters, k)
+		}
+	}
+}
