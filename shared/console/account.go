@@ -13,7 +13,15 @@ type accountView struct {
 	Name, Email string
 	Orgs        []kve.Membership
 	APITokens   []apiTokenRow
-	Form        *form // the password form
+	Sessions    []sessionRow // signed-in browsers, this one included
+	Others      int          // how many of them are not this one
+	Form        *form        // the password form
+}
+
+// sessionRow is one browser the user is signed in on.
+type sessionRow struct {
+	CreatedAt, LastSeen, ExpiresAt time.Time
+	Current                        bool
 }
 
 // apiTokenRow is one of the user's kvm_ API tokens: never its value, which
@@ -39,9 +47,20 @@ func (s *server) accountPage(w http.ResponseWriter, r *http.Request, status int,
 	if err != nil {
 		return err
 	}
+	sessions, err := s.svc.Sessions(r.Context(), p)
+	if err != nil {
+		return err
+	}
 	v := accountView{Name: p.Name, Email: p.Email, Orgs: ms, Form: f, APITokens: make([]apiTokenRow, 0, len(tokens))}
 	for _, t := range tokens {
 		v.APITokens = append(v.APITokens, apiTokenRow{ID: t.ID, Name: t.Name, CreatedAt: t.CreatedAt, LastSeen: t.LastSeen, ExpiresAt: t.ExpiresAt})
+	}
+	for _, ses := range sessions {
+		row := sessionRow{CreatedAt: ses.CreatedAt, LastSeen: ses.LastSeen, ExpiresAt: ses.ExpiresAt, Current: ses.ID == p.SessionID}
+		if !row.Current {
+			v.Others++
+		}
+		v.Sessions = append(v.Sessions, row)
 	}
 	return s.render(w, r, status, "account", "Account", "", v)
 }
@@ -49,7 +68,8 @@ func (s *server) accountPage(w http.ResponseWriter, r *http.Request, status int,
 // changeAccount handles the account page's forms, which all post to
 // /account (the one path the deployment routes for it): "password" changes
 // the password, which signs out every other session and API token (SECURITY
-// T33); "revoke_api_token" ends one of the user's API tokens.
+// T33); "revoke_api_token" ends one of the user's API tokens;
+// "logout_others" signs every other browser out.
 func (s *server) changeAccount(w http.ResponseWriter, r *http.Request) error {
 	f, err := s.parseForm(w, r)
 	if err != nil {
@@ -81,6 +101,11 @@ func (s *server) changeAccount(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 		return s.redirect(w, r, "/account?done=api_token_revoked")
+	case "logout_others":
+		if _, err := s.svc.LogoutOthers(r.Context(), p); err != nil {
+			return err
+		}
+		return s.redirect(w, r, "/account?done=sessions_ended")
 	}
 	return kve.Errorf(kve.KindInvalid, "invalid_form", "The form could not be read.")
 }

@@ -84,3 +84,28 @@ func TestChangePassword(t *testing.T) {
 		t.Errorf("login with the new password: status %d", res.Status)
 	}
 }
+
+func TestSignOutOtherBrowsers(t *testing.T) {
+	s := newSite(t)
+	b := s.owner(t)
+	elsewhere := s.owner(t)
+	page := b.mustGet("/account")
+	if n := strings.Count(page, `<td data-label="Signed in">`); n != 2 || !strings.Contains(page, `<span class="badge">this browser</span>`) ||
+		!strings.Contains(page, "Sign out 1 other browser</button>") {
+		t.Errorf("the account page lists %d browsers, want 2 with this one marked and a button for the other", n)
+	}
+	res := b.post("/account", url.Values{"do": {"logout_others"}})
+	if res.Status != http.StatusSeeOther || res.location() != "/account?done=sessions_ended" {
+		t.Fatalf("sign out others: %d to %q", res.Status, res.location())
+	}
+	page = b.mustGet(res.location())
+	if !strings.Contains(page, "Signed out everywhere else.") || strings.Contains(page, `value="logout_others"`) {
+		t.Error("after signing out the others, the page does not confirm, or still offers it")
+	}
+	if res := elsewhere.get("/account"); res.Status != http.StatusSeeOther {
+		t.Errorf("the other browser is still signed in: status %d", res.Status)
+	}
+	if _, err := s.Service.Authenticate(t.Context(), kve.SessionAPI, s.Owner.Token, "192.0.2.1"); err != nil {
+		t.Errorf("signing out other browsers ended the API token: %v", err)
+	}
+}

@@ -15,12 +15,17 @@ import (
 )
 
 // BenchmarkTokensPage renders the first and a deep page of the token list
-// of an organization with 10,000 tokens, as the Owner: the whole request,
-// session check and store reads included. The bound is 50 ms.
+// of an organization with 10,000 tokens and 100 members, and its members
+// page, as the Owner: the whole request, session check and store reads
+// included. The bound is 50 ms.
 func BenchmarkTokensPage(b *testing.B) {
 	tm := managetest.NewTeam(b)
 	ctx := context.Background()
 	owner := tm.Principal(b, tm.Owner, "192.0.2.1")
+	for i := range 96 { // and the team's 4
+		u := tm.AddUser(b, fmt.Sprintf("member%02d@example.com", i), fmt.Sprintf("Member %02d", i))
+		tm.AddMember(b, tm.Org.ID, u, kve.RoleDeveloper)
+	}
 	var last string
 	for i := range 10_000 {
 		in := manage.TokenInput{Name: fmt.Sprintf("service %05d", i), Key: "main", Env: []string{"dev", "stg", "prd"}[i%3],
@@ -56,6 +61,7 @@ func BenchmarkTokensPage(b *testing.B) {
 		{"first", "/o/acme-labs/tokens"},
 		{"deep", "/o/acme-labs/tokens?cursor=" + page.Next},
 		{"env filter", "/o/acme-labs/tokens?env=prd"},
+		{"members", "/o/acme-labs/members"},
 	} {
 		b.Run(bb.name, func(b *testing.B) {
 			b.ReportAllocs()

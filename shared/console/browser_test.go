@@ -1,13 +1,19 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"mime/quotedprintable"
+	"net"
 	"net/http"
+	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -15,12 +21,15 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/emersion/go-smtp"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 
 	"github.com/keyvault-edge/kve/shared/kvetest"
+	"github.com/keyvault-edge/kve/shared/local"
 )
 
 // TestBrowser drives Debian's Chromium through the dashboard of a local-mode
@@ -28,20 +37,34 @@ import (
 // organization, adds a real key (a fake upstream's), creates a token, copies
 // it with the copy button, and a proxied request with the copied token
 // reaches the upstream; the Owner revokes it in the confirmation dialog,
-// with the keyboard, and the next proxied request is refused. Every main
-// page is photographed at 1440 and 375 pixels wide and checked for labels,
+// with the keyboard, and the next proxied request is refused. Then the team:
+// the Owner invites a developer, whose invite arrives by mail (kve runs with
+// --smtp on an in-process SMTP server); the developer accepts in a second
+// browser context, sees the tokens without the Keys page, copies a shared
+// token and uses it through the proxy; the Owner removes the developer, and
+// the developer's next page load is signed out. Every main page is
+// photographed at 1440 and 375 pixels wide and checked for labels,
 // overflow, and errors in the browser's console (a CSP violation is one).
 func TestBrowser(t *testing.T) {
 	exe := chromium(t)
-	in := kvetest.Start(t)
+	mails := startMailServer(t)
+	in := kvetest.Start(t, kvetest.WithConfig(func(c *local.Config) {
+		// The flags a user would give, parsed and checked as kve parses
+		// them.
+		flags, err := local.ParseConfig([]string{"--smtp", "smtp://" + mails.addr, "--mail-from", "kve@example.com"},
+			func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatalf("mail flags: %v", err)
+		}
+		c.SMTP, c.MailFrom = flags.SMTP, flags.MailFrom
+	}))
 	up := kvetest.NewOpenAI(t)
 	b := openBrowser(t, exe, in.URL)
 
-	// Signed out, everything leads to the login page, which links setup.
+	// A fresh install leads to its setup page; the login page links it too.
 	b.open("/")
-	b.at("/login")
-	b.page("login")
-	b.follow(`a[href="/setup"]`, 200)
+	b.at("/setup")
+	b.open("/login")
 	b.at("/setup")
 	b.page("setup")
 	password := kvetest.Canary("pw-")
@@ -181,10 +204,13 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the upstream saw the revoked token's request")
 	}
 
+	team(t, in, up, mails, b)
+
 	// The audit log has the story; then the remaining main pages.
 	b.follow(`nav a[href="/o/acme-b-labs-b-friends/audit"]`, 200)
 	log := evaluate[string](b, `document.querySelector('table.audit').textContent`)
-	for _, action := range []string{"org.create", "key.create", "token.create", "token.reveal", "token.revoke"} {
+	for _, action := range []string{"org.create", "key.create", "token.create", "token.reveal", "token.revoke",
+		"invite.create", "member.join", "member.remove"} {
 		if !strings.Contains(log, action) {
 			t.Errorf("the audit log lacks %s", action)
 		}
@@ -196,6 +222,7 @@ func TestBrowser(t *testing.T) {
 	b.page("account")
 	b.follow(`.user form[action="/logout"] button`, 200)
 	b.at("/login")
+	b.page("login")
 	b.open("/o/acme-b-labs-b-friends/tokens")
 	b.at("/login?next=%2Fo%2Facme-b-labs-b-friends%2Ftokens")
 
@@ -204,6 +231,204 @@ func TestBrowser(t *testing.T) {
 	}
 	t.Logf("screenshots in %s", b.shots)
 }
+
+// team is the second half of TestBrowser: a shared token for the team, a
+// developer invited by mail who joins in a browser of their own and uses it,
+// and their removal. b is the Owner's tab, on the tokens page.
+func team(t *testing.T, in *kvetest.Instance, up *kvetest.Upstream, mails *mailServer, b *tab) {
+	const org = "/o/acme-b-labs-b-friends"
+	b.fill("#name", "team dev")
+	b.follow(`form[action="`+org+`/tokens"] button[type=submit]`, 200)
+	shared := evaluate[string](b, `document.getElementById('token-value').value`)
+	in.Watch("the team's token", shared)
+
+	// The invite, by mail.
+	b.follow(`nav a[href="`+org+`/members"]`, 200)
+	if !b.has(`form[action="`+org+`/invites"]`) || b.has(`#no-mail`) {
+		t.Fatal("the members page has no invite form, or says no mail is configured")
+	}
+	b.fill("#email", "dev@example.com")
+	b.do(chromedp.SetValue(chromedp.ID("role"), "developer"))
+	b.follow(`form[action="`+org+`/invites"] button[type=submit]`, 200)
+	b.at(org + "/members?done=invite_sent")
+	if got := evaluate[string](b, `document.querySelector('table.invites').textContent`); !strings.Contains(got, "dev@example.com") {
+		t.Errorf("the pending invites do not list dev@example.com: %q", got)
+	}
+	b.page("members")
+	link := mails.inviteLink(t, "dev@example.com", in.URL)
+	code := strings.TrimPrefix(link, in.URL)
+	in.Watch("the invite code", strings.TrimPrefix(code, "/invite/"))
+
+	// The developer, in a browser of their own, opens the link: a page
+	// that keeps the code to itself.
+	dev := b.incognito()
+	res := dev.navigate(chromedp.Navigate(link), 200)
+	if got := res.Headers["Referrer-Policy"]; got != "no-referrer" {
+		t.Errorf("the invite page's Referrer-Policy is %v, want no-referrer", got)
+	}
+	dev.page("invite")
+	password := kvetest.Canary("pw-")
+	in.Watch("the developer's password", password)
+	dev.fill("#name", "Dev One")
+	dev.fill("#password", password)
+	dev.follow(`form[action="`+code+`"] button[type=submit]`, 200)
+	dev.at(org + "/tokens?done=joined")
+	dev.page("tokens-developer")
+
+	// The tokens, without the Keys page: no link, and the page refuses.
+	if links := evaluate[[]string](dev, `[...document.querySelectorAll('header nav a')].map(a => a.textContent)`); strings.Join(links, ",") != "Tokens,Members,Settings" {
+		t.Errorf("the developer's navigation is %q, want Tokens, Members and Settings", links)
+	}
+	if dev.has(`a[href="` + org + `/keys"]`) {
+		t.Error("the developer's page links the Keys page")
+	}
+	if p := dev.problems(); len(p) > 0 {
+		t.Errorf("the developer's browser console reported problems:\n%s", strings.Join(p, "\n"))
+	}
+	dev.navigate(chromedp.Navigate(in.URL+org+"/keys"), 403)
+	dev.forget() // the console reports the 403 the test asked for
+	dev.navigate(chromedp.Navigate(in.URL+org+"/tokens"), 200)
+
+	// The developer copies the shared token; it works through the proxy.
+	dev.do(chromedp.Click(chromedp.CSS(`button[aria-label="Copy token team dev"]`)))
+	dev.wait(`document.querySelector('form[data-copy] .copy-status').textContent === 'Copied'`)
+	if copied := dev.clipboard(); copied != shared {
+		t.Fatalf("the developer's copy button copied something else than the team's token (%d characters)", len(copied))
+	}
+	calls := up.Calls()
+	chat := openai.ChatCompletionNewParams{
+		Model:    "gpt-4o-mini",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Say hello in one word.")},
+	}
+	client := in.OpenAI(shared, option.WithMaxRetries(0))
+	if _, err := client.Chat.Completions.New(t.Context(), chat); err != nil {
+		t.Fatalf("proxied request with the token the developer copied: %v", err)
+	}
+	if up.Calls() != calls+1 {
+		t.Fatalf("upstream saw %d calls, want %d", up.Calls(), calls+1)
+	}
+
+	// The Owner removes the developer, with the keyboard: the confirmation
+	// names the shared token they copied, for rotation.
+	b.follow(`nav a[href="`+org+`/members"]`, 200)
+	b.do(chromedp.Focus(chromedp.CSS(`a[aria-label="Remove Dev One"]`)))
+	b.navigate(chromedp.KeyEvent("\r"), 200)
+	if got := evaluate[string](b, `document.querySelector('table.revealed').textContent`); !strings.Contains(got, "team dev") {
+		t.Errorf("the confirmation does not name the shared token the developer copied: %q", got)
+	}
+	b.page("member-remove")
+	b.do(chromedp.Focus(chromedp.CSS(`main form[action$="/remove"] button[type=submit]`)))
+	b.navigate(chromedp.KeyEvent("\r"), 200)
+	if got := evaluate[string](b, `document.querySelector('h1').textContent`); got != "Dev One removed" {
+		t.Fatalf("after the removal the page says %q", got)
+	}
+	b.page("member-removed")
+
+	// The developer's next page load is signed out; the shared token keeps
+	// working.
+	dev.navigate(chromedp.Reload(), 200)
+	if got := evaluate[string](dev, `location.pathname`); got != "/login" {
+		t.Errorf("the removed developer's next page is %s, want the login page", got)
+	}
+	if _, err := client.Chat.Completions.New(t.Context(), chat); err != nil {
+		t.Errorf("the shared token after the removal: %v", err)
+	}
+	if p := dev.problems(); len(p) > 0 {
+		t.Errorf("the developer's browser console reported problems:\n%s", strings.Join(p, "\n"))
+	}
+	b.follow(`nav a[href="`+org+`/tokens"]`, 200)
+}
+
+// mailServer is an in-process SMTP server (emersion/go-smtp) on a loopback
+// port, without TLS or authentication, like the mail catcher a developer
+// runs; it keeps every message as received.
+type mailServer struct {
+	addr string
+
+	mu   sync.Mutex
+	msgs []mailMessage
+}
+
+type mailMessage struct {
+	to   []string
+	data []byte
+}
+
+func startMailServer(t *testing.T) *mailServer {
+	t.Helper()
+	s := &mailServer{}
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &mailSession{srv: s}, nil }))
+	srv.Domain = "localhost"
+	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.addr = l.Addr().String()
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close(); <-done })
+	return s
+}
+
+// inviteLink reads the one message to to, as a mail client would, and
+// returns the invite link in it: under base, the configured public URL.
+func (s *mailServer) inviteLink(t *testing.T, to, base string) string {
+	t.Helper()
+	s.mu.Lock()
+	msgs := append([]mailMessage(nil), s.msgs...)
+	s.mu.Unlock()
+	if len(msgs) != 1 || len(msgs[0].to) != 1 || msgs[0].to[0] != to {
+		t.Fatalf("the mail server received %d messages, want one to %s", len(msgs), to)
+	}
+	m, err := mail.ReadMessage(bytes.NewReader(msgs[0].data))
+	if err != nil {
+		t.Fatalf("read the invite mail: %v", err)
+	}
+	if got := m.Header.Get("To"); !strings.Contains(got, to) {
+		t.Errorf("the invite mail's To is %q", got)
+	}
+	body := io.Reader(m.Body)
+	if strings.EqualFold(m.Header.Get("Content-Transfer-Encoding"), "quoted-printable") {
+		body = quotedprintable.NewReader(body)
+	}
+	text, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatalf("read the invite mail's body: %v", err)
+	}
+	link := regexp.MustCompile(regexp.QuoteMeta(base) + `/invite/[A-Z2-7]{26}`).FindString(string(text))
+	if link == "" {
+		t.Fatalf("no invite link under %s in the mail", base)
+	}
+	return link
+}
+
+type mailSession struct {
+	srv *mailServer
+	msg mailMessage
+}
+
+func (s *mailSession) Mail(string, *smtp.MailOptions) error { s.msg = mailMessage{}; return nil }
+
+func (s *mailSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.msg.to = append(s.msg.to, to)
+	return nil
+}
+
+func (s *mailSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	s.msg.data = b
+	s.srv.mu.Lock()
+	s.srv.msgs = append(s.srv.msgs, s.msg)
+	s.srv.mu.Unlock()
+	return nil
+}
+
+func (s *mailSession) Reset()        { s.msg = mailMessage{} }
+func (s *mailSession) Logout() error { return nil }
 
 // chromium finds Debian's Chromium. Without it the test skips, unless
 // KVE_REQUIRE_SERVICES=1 (CI), where a missing browser is a failure.
@@ -223,10 +448,11 @@ func chromium(t *testing.T) string {
 
 // tab is one headless Chromium tab on a kve instance.
 type tab struct {
-	t     *testing.T
-	ctx   context.Context
-	base  string // the instance's URL
-	shots string // where screenshots go
+	t      *testing.T
+	ctx    context.Context
+	base   string // the instance's URL
+	shots  string // where screenshots go
+	prefix string // of this tab's screenshots' names
 
 	mu     sync.Mutex
 	issues []string // console errors and uncaught exceptions
@@ -261,21 +487,41 @@ func openBrowser(t *testing.T, exe, base string) *tab {
 		cancelAlloc()
 	})
 	b.ctx = ctx
-	// The first Run starts the browser; it must not have a deadline.
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1440, 900)); err != nil {
-		t.Fatalf("start chromium: %v", err)
+	b.start("start chromium") // the first Run starts the browser
+	return b
+}
+
+// incognito opens a tab in a new browser context of the same browser: its
+// own cookies and storage, as a second person's browser. Its screenshots
+// are named with the prefix "second-".
+func (b *tab) incognito() *tab {
+	b.t.Helper()
+	nb := &tab{t: b.t, base: b.base, shots: b.shots, prefix: "second-"}
+	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext(), chromedp.WithListener(nb.listen))
+	b.t.Cleanup(cancel)
+	nb.ctx = ctx
+	nb.start("open a second browser context")
+	return nb
+}
+
+// start opens the tab (without a deadline: the first Run may start the
+// browser) and lets the copy buttons write to the clipboard, and the test
+// read it back, in its browser context.
+func (b *tab) start(what string) {
+	b.t.Helper()
+	if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(1440, 900)); err != nil {
+		b.t.Fatalf("%s: %v", what, err)
 	}
-	// The copy button writes to the clipboard, and the test reads it back.
 	for _, name := range []string{"clipboard-read", "clipboard-write"} {
-		if _, err := chromedp.CallBrowser(ctx, browser.SetPermission, browser.SetPermissionParams{
-			Permission: &browser.PermissionDescriptor{Name: name, AllowWithoutSanitization: true},
-			Setting:    browser.PermissionSettingGranted,
-			Origin:     base,
+		if _, err := chromedp.CallBrowser(b.ctx, browser.SetPermission, browser.SetPermissionParams{
+			Permission:       &browser.PermissionDescriptor{Name: name, AllowWithoutSanitization: true},
+			Setting:          browser.PermissionSettingGranted,
+			Origin:           b.base,
+			BrowserContextID: chromedp.FromContext(b.ctx).BrowserContextID,
 		}); err != nil {
-			t.Fatalf("grant %s: %v", name, err)
+			b.t.Fatalf("grant %s: %v", name, err)
 		}
 	}
-	return b
 }
 
 // listen records what the page reports as errors. It runs on chromedp's
@@ -302,6 +548,13 @@ func (b *tab) listen(ev any) {
 		b.issues = append(b.issues, redactTokens(issue))
 		b.mu.Unlock()
 	}
+}
+
+// forget drops the problems reported so far.
+func (b *tab) forget() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.issues = nil
 }
 
 func (b *tab) problems() []string {
@@ -333,9 +586,9 @@ func evaluate[T any](b *tab, expr string) T {
 
 func (b *tab) open(path string) { b.t.Helper(); b.do(chromedp.Navigate(b.base + path)) }
 
-// navigate runs an action that loads a page, and checks the status of the
-// page it ends on (after redirects).
-func (b *tab) navigate(action chromedp.Action[chromedp.Void], status int64) {
+// navigate runs an action that loads a page, checks the status of the
+// page it ends on (after redirects), and returns that page's response.
+func (b *tab) navigate(action chromedp.Action[chromedp.Void], status int64) *network.Response {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
@@ -344,8 +597,14 @@ func (b *tab) navigate(action chromedp.Action[chromedp.Void], status int64) {
 		b.t.Fatalf("browser: %v", err)
 	}
 	if res.Status != status {
-		b.t.Fatalf("%s: status %d, want %d", res.URL, res.Status, status)
+		b.t.Fatalf("%s: status %d, want %d", redactCodes(res.URL), res.Status, status)
 	}
+	return res
+}
+
+// redactCodes hides invite codes in a failure message.
+func redactCodes(s string) string {
+	return regexp.MustCompile(`/invite/[A-Z2-7]{26}`).ReplaceAllString(s, "/invite/[code]")
 }
 
 // follow clicks a link or a submit button and waits for the next page.
@@ -368,7 +627,7 @@ func (b *tab) has(selector string) bool {
 func (b *tab) at(want string) {
 	b.t.Helper()
 	if got := evaluate[string](b, `location.pathname + location.search`); got != want {
-		b.t.Fatalf("browser is at %s, want %s", got, want)
+		b.t.Fatalf("browser is at %s, want %s", redactCodes(got), redactCodes(want))
 	}
 }
 
@@ -429,7 +688,7 @@ func (b *tab) photo(name string) {
 		if err != nil {
 			b.t.Fatalf("screenshot %s: %v", name, err)
 		}
-		if err := os.WriteFile(filepath.Join(b.shots, fmt.Sprintf("%s-%d.png", name, width)), png, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(b.shots, fmt.Sprintf("%s%s-%d.png", b.prefix, name, width)), png, 0o644); err != nil {
 			b.t.Fatal(err)
 		}
 	}

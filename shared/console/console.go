@@ -129,6 +129,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Referrer-Policy", "same-origin")
+	if strings.HasPrefix(r.URL.Path, "/invite/") {
+		// The path holds an invite's code: no Referer may carry it
+		// anywhere, kve's own static files included, and no crawler
+		// should keep it.
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Robots-Tag", "noindex, nofollow")
+	}
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	// Pages show token values and who did what; no cache may keep them.
 	// Static assets replace this with their own long-lived header.

@@ -69,6 +69,8 @@ var fields = map[string]string{
 	"invalid_auth":       "auth_name",
 	"invalid_secret":     "secret",
 	"key_exists":         "name",
+	"invalid_role":       "role",
+	"already_member":     "email",
 }
 
 // messages replaces manage's message where it names a JSON field the form

@@ -29,9 +29,14 @@ func (s *server) keysPage(w http.ResponseWriter, r *http.Request, status int, f 
 	if err != nil {
 		return err
 	}
+	team, err := s.team(r)
+	if err != nil {
+		return err
+	}
+	names := peopleOf(team)
 	v := keysView{Slug: membership(r).Org.Slug, Form: f, Providers: kve.BuiltinProviders(), Rows: make([]keyRow, 0, len(keys))}
 	for _, k := range keys {
-		v.Rows = append(v.Rows, keyRowOf(k, p))
+		v.Rows = append(v.Rows, keyRowOf(k, p, names))
 	}
 	return s.render(w, r, status, "keys", "Keys", "Keys", v)
 }

@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -20,9 +21,14 @@ import (
 	"github.com/keyvault-edge/kve/shared/manage/managetest"
 )
 
-// sessionPlaceholder is the session cookie value in the console fixtures of
-// events/ (see its README); the test replaces it with a session it holds.
-const sessionPlaceholder = "SESSIONPLACEHOLDER0000000000000000000000000"
+// Placeholders in the console fixtures of events/ (see its README), which
+// the test replaces with what it holds: a session cookie's value, an invite
+// link's code, and a member's user id.
+const (
+	sessionPlaceholder = "SESSIONPLACEHOLDER0000000000000000000000000"
+	invitePlaceholder  = "INVITECODEPLACEHOLDER22222"
+	userPlaceholder    = "usr_userplaceholder00000000000"
+)
 
 // stagedURL is a deployment without a custom domain: API Gateway's default
 // endpoint, where the stage is part of every URL the browser sees but not
@@ -38,11 +44,12 @@ var sessionCookie = regexp.MustCompile(`^__Host-kve_session=([0-9A-Za-z]{43}); P
 func TestLambda(t *testing.T) {
 	e := managetest.New(t, func(c *manage.Config) {
 		c.SetupCode = func(context.Context) (kve.Secret, error) { return "setup-FAKE-2f9c1e", nil } // as in the fixture
+		c.PublicURL = stagedURL                                                                     // invite links carry the stage too
 	})
 	fn := lambdahttp.Buffered(console.New(e.Service, console.Config{
 		Logger: e.Logs.Logger(), PublicURL: stagedURL, Now: e.Clock.Now,
 	}))
-	var session string
+	var session, code, userID string
 	setCookie := func(t *testing.T, res events.APIGatewayProxyResponse) string {
 		t.Helper()
 		cookies := res.MultiValueHeaders["Set-Cookie"]
@@ -60,9 +67,12 @@ func TestLambda(t *testing.T) {
 		fixture  string
 		status   int
 		location string
+		referrer string // the Referrer-Policy, "same-origin" if empty
 		body     []string
 		then     func(t *testing.T, res events.APIGatewayProxyResponse)
 	}{
+		// A fresh install sends everyone to its setup page.
+		{fixture: "console-home.json", status: 303, location: "/prod/setup"},
 		{fixture: "console-setup.json", status: 200, body: []string{`action="/prod/setup"`, `href="/prod/static/`, `src="/prod/static/`}},
 		{fixture: "console-setup-post.json", status: 303, location: "/prod/o/new", then: func(t *testing.T, res events.APIGatewayProxyResponse) {
 			session = setCookie(t, res)
@@ -94,7 +104,38 @@ func TestLambda(t *testing.T) {
 		}},
 		{fixture: "console-keys.json", status: 200, body: []string{`<span class="name">openai-main</span>`, `action="/prod/o/acme/keys"`}},
 		{fixture: "console-audit.json", status: 200, body: []string{"<code>token.create</code>"}},
-		{fixture: "console-account.json", status: 200, body: []string{"owner@example.com", "Olivia Owner"}},
+		{fixture: "console-account.json", status: 200, body: []string{"owner@example.com", "Olivia Owner", `<span class="badge">this browser</span>`}},
+		{fixture: "console-members.json", status: 200, body: []string{
+			`<span class="name">Olivia Owner</span>`, `action="/prod/o/acme/invites"`, "No mail is configured",
+		}},
+		{fixture: "console-invite-create.json", status: 200, body: []string{"Invite link for dev@example.com"}, then: func(t *testing.T, res events.APIGatewayProxyResponse) {
+			m := regexp.MustCompile(`value="` + regexp.QuoteMeta(stagedURL) + `/invite/([A-Z2-7]{26})"`).FindStringSubmatch(res.Body)
+			if m == nil {
+				t.Fatal("the page shows no invite link under the stage")
+			}
+			code = m[1]
+		}},
+		// The invitee opens the link from their mail, and accepts.
+		{fixture: "console-invite.json", status: 200, referrer: "no-referrer", body: []string{
+			"<h1>Join Acme</h1>", `action="/prod/invite/` + invitePlaceholder + `"`, "Create account and join",
+		}},
+		{fixture: "console-invite-accept.json", status: 303, referrer: "no-referrer", location: "/prod/o/acme/tokens?done=joined", then: func(t *testing.T, res events.APIGatewayProxyResponse) {
+			if setCookie(t, res) == session {
+				t.Error("the new member got the Owner's session")
+			}
+			u, err := e.Store.UserByEmail(t.Context(), "dev@example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			userID = u.ID
+		}},
+		{fixture: "console-member-remove.json", status: 200, body: []string{"<h1>Remove Dev One</h1>", `action="/prod/o/acme/members/` + userPlaceholder + `/remove"`}},
+		{fixture: "console-member-remove-post.json", status: 200, body: []string{"<h1>Dev One removed</h1>"}},
+		{fixture: "console-settings.json", status: 200, body: []string{`action="/prod/o/acme/settings/rename"`, `href="/prod/o/acme/settings/delete"`}},
+		{fixture: "console-org-rename.json", status: 303, location: "/prod/o/acme/settings?done=org_renamed"},
+		{fixture: "console-account-sessions.json", status: 303, location: "/prod/account?done=sessions_ended"},
+		{fixture: "console-org-delete.json", status: 200, body: []string{"<h1>Delete Acme Labs</h1>", `action="/prod/o/acme/settings/delete"`}},
+		{fixture: "console-org-delete-post.json", status: 303, location: "/prod/?done=org_deleted"},
 		// A browser that still holds a cookie of the plain name (local
 		// mode's) is not signed in over TLS.
 		{fixture: "console-login.json", status: 200, body: []string{`name="next" value="/orgs/acme/tokens"`, `action="/prod/login"`}},
@@ -112,7 +153,11 @@ func TestLambda(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			raw = bytes.ReplaceAll(raw, []byte(sessionPlaceholder), []byte(session))
+			for placeholder, value := range map[string]string{sessionPlaceholder: session, invitePlaceholder: code, userPlaceholder: userID} {
+				if value != "" {
+					raw = bytes.ReplaceAll(raw, []byte(placeholder), []byte(value))
+				}
+			}
 			var ev events.APIGatewayProxyRequest
 			if err := json.Unmarshal(raw, &ev); err != nil {
 				t.Fatalf("decode %s: %v", step.fixture, err)
@@ -134,7 +179,11 @@ func TestLambda(t *testing.T) {
 			if h.Get("Content-Security-Policy") == "" || h.Get("Cache-Control") != "no-store" {
 				t.Errorf("security headers lost: CSP %q, Cache-Control %q", h.Get("Content-Security-Policy"), h.Get("Cache-Control"))
 			}
+			if want := cmp.Or(step.referrer, "same-origin"); h.Get("Referrer-Policy") != want {
+				t.Errorf("Referrer-Policy %q, want %q", h.Get("Referrer-Policy"), want)
+			}
 			for _, want := range step.body {
+				want = strings.NewReplacer(invitePlaceholder, code, userPlaceholder, userID).Replace(want)
 				if !strings.Contains(res.Body, want) {
 					t.Errorf("page lacks %s", want)
 				}

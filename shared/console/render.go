@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,8 +19,9 @@ import (
 //go:embed templates
 var templateFS embed.FS
 
-// parsePages parses every page once, each together with the layout, so a
-// template error stops kve at start rather than on a user's request.
+// parsePages parses every page once, each together with the layout and
+// the parts pages share, so a template error stops kve at start rather
+// than on a user's request.
 func parsePages(funcs template.FuncMap) map[string]*template.Template {
 	files, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
@@ -28,10 +30,11 @@ func parsePages(funcs template.FuncMap) map[string]*template.Template {
 	pages := map[string]*template.Template{}
 	for _, f := range files {
 		name := strings.TrimSuffix(strings.TrimPrefix(f, "templates/"), ".html")
-		if name == "layout" {
+		if name == "layout" || name == "partials" {
 			continue
 		}
-		pages[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", f))
+		pages[name] = template.Must(template.New(name).Funcs(funcs).
+			ParseFS(templateFS, "templates/layout.html", "templates/partials.html", f))
 	}
 	return pages
 }
@@ -91,19 +94,31 @@ type navItem struct {
 	Current     bool
 }
 
-// nav lists an organization's pages that role may open (DESIGN §8). The
-// members, usage, alerts and billing pages join here when they exist.
+// pages are an organization's pages in the navigation, in order, with the
+// roles that may open each (DESIGN §8); manage refuses the others anyway.
+// Usage (every member; Developers see their own), Alerts (Owner, Admin) and
+// Billing (Owner) join here as their issues land.
+var pages = []struct {
+	label, path string
+	roles       []kve.Role
+}{
+	{"Tokens", "/tokens", allRoles},
+	{"Keys", "/keys", []kve.Role{kve.RoleOwner}},
+	{"Members", "/members", allRoles},
+	{"Audit log", "/audit", []kve.Role{kve.RoleOwner, kve.RoleAdmin}},
+	{"Settings", "/settings", allRoles},
+}
+
+var allRoles = []kve.Role{kve.RoleOwner, kve.RoleAdmin, kve.RoleDeveloper}
+
+// nav lists the pages of the organization at base that role may open,
+// marking current.
 func nav(base string, role kve.Role, current string) []navItem {
-	items := []navItem{{Label: "Tokens", Href: base + "/tokens"}}
-	if role == kve.RoleOwner {
-		items = append(items, navItem{Label: "Keys", Href: base + "/keys"})
-	}
-	if managerRole(role) {
-		items = append(items, navItem{Label: "Audit log", Href: base + "/audit"})
-	}
-	items = append(items, navItem{Label: "Settings", Href: base + "/settings"})
-	for i := range items {
-		items[i].Current = items[i].Label == current
+	var items []navItem
+	for _, p := range pages {
+		if slices.Contains(p.roles, role) {
+			items = append(items, navItem{Label: p.label, Href: base + p.path, Current: p.label == current})
+		}
 	}
 	return items
 }
@@ -121,6 +136,13 @@ var notices = map[string]string{
 	"org_created":       "Organization created. You are its Owner.",
 	"password_changed":  "Password changed. Every other session and API token of yours is signed out.",
 	"api_token_revoked": "API token revoked.",
+	"sessions_ended":    "Signed out everywhere else. This browser stays signed in.",
+	"invite_sent":       "Invite sent. Its link works once; the invite is listed below until it is accepted or expires.",
+	"invite_revoked":    "Invite revoked. Its link no longer works.",
+	"role_changed":      "Role changed. It applies from the member's next request on.",
+	"joined":            "Welcome! You are now a member of this organization.",
+	"org_renamed":       "Organization renamed. Its address stays the same.",
+	"org_deleted":       "Organization deleted. Its tokens no longer work.",
 }
 
 // view is what a page template executes on.

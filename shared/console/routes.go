@@ -13,34 +13,42 @@ import (
 // every other path is the proxy's. infra/ routes the same paths to the
 // console function.
 func Paths() []string {
-	return []string{"/{$}", "/setup", "/login", "/logout", "/account", "/o/", "/static/"}
+	return []string{"/{$}", "/setup", "/login", "/logout", "/account", "/invite/", "/o/", "/static/"}
 }
 
 // handlerFunc is a page's handler: it writes a success, or returns an error
 // that fail renders.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// routes registers every page. Organization pages live under /o/<slug>/, so
-// that the members, usage, alerts and billing pages of later issues slot in
-// beside tokens, keys and the audit log. Every POST passes cross-origin
-// protection (ServeHTTP); every GET only reads.
+// routes registers every page. Organization pages live under /o/<slug>/;
+// the usage, alerts and billing pages of later issues slot in beside
+// tokens, keys, members and the audit log (and in nav). Every POST passes
+// cross-origin protection (ServeHTTP); every GET only reads.
 func (s *server) routes() {
 	s.mux.HandleFunc("GET /static/{hash}/{name}", s.static)
 
-	s.handle("GET /{$}", s.signedIn(s.home))
+	s.handle("GET /{$}", s.firstRun(s.signedIn(s.home)))
 	s.handle("GET /setup", s.setupForm)
 	s.handle("POST /setup", s.setup)
-	s.handle("GET /login", s.loginForm)
+	s.handle("GET /login", s.firstRun(s.loginForm))
 	s.handle("POST /login", s.login)
 	s.handle("GET /logout", s.signedIn(s.logoutForm))
 	s.handle("POST /logout", s.logout)
 	s.handle("GET /account", s.signedIn(s.account))
 	s.handle("POST /account", s.signedIn(s.changeAccount))
 
+	// An invite link: anyone may open it (a GET only shows what it is
+	// for); a POST accepts it.
+	s.handle("GET /invite/{code}", s.perhapsSignedIn(s.invite))
+	s.handle("POST /invite/{code}", s.perhapsSignedIn(s.acceptInvite))
+
 	s.handle("GET /o/new", s.signedIn(s.newOrgForm))
 	s.handle("POST /o/new", s.signedIn(s.createOrg))
 	s.handle("GET /o/{org}", s.inOrg(s.orgHome))
 	s.handle("GET /o/{org}/settings", s.inOrg(s.settings))
+	s.handle("POST /o/{org}/settings/rename", s.inOrg(s.renameOrg))
+	s.handle("GET /o/{org}/settings/delete", s.inOrg(s.deleteOrgForm))
+	s.handle("POST /o/{org}/settings/delete", s.inOrg(s.deleteOrg))
 
 	s.handle("GET /o/{org}/tokens", s.inOrg(s.tokens))
 	s.handle("POST /o/{org}/tokens", s.inOrg(s.createToken))
@@ -56,6 +64,15 @@ func (s *server) routes() {
 	s.handle("POST /o/{org}/keys/{name}/rotate", s.inOrg(s.rotateKey))
 	s.handle("GET /o/{org}/keys/{name}/delete", s.inOrg(s.deleteKeyForm))
 	s.handle("POST /o/{org}/keys/{name}/delete", s.inOrg(s.deleteKey))
+
+	s.handle("GET /o/{org}/members", s.inOrg(s.members))
+	s.handle("POST /o/{org}/members/{user}/role", s.inOrg(s.changeRole))
+	s.handle("GET /o/{org}/members/{user}/remove", s.inOrg(s.removeForm))
+	s.handle("POST /o/{org}/members/{user}/remove", s.inOrg(s.removeMember))
+	s.handle("POST /o/{org}/invites", s.inOrg(s.createInvite))
+	s.handle("POST /o/{org}/invites/{id}/resend", s.inOrg(s.resendInvite))
+	s.handle("GET /o/{org}/invites/{id}/revoke", s.inOrg(s.revokeInviteForm))
+	s.handle("POST /o/{org}/invites/{id}/revoke", s.inOrg(s.revokeInvite))
 
 	s.handle("GET /o/{org}/audit", s.inOrg(s.audit))
 }
@@ -76,6 +93,8 @@ type caller struct {
 
 	orgs   []kve.Membership // every organization of p, once read
 	loaded bool
+
+	members []kve.Member // of the organization m, once read
 }
 
 // orgs lists the caller's organizations, read once per request: the page
@@ -90,6 +109,21 @@ func (s *server) orgs(r *http.Request) ([]kve.Membership, error) {
 		c.orgs, c.loaded = ms, true
 	}
 	return c.orgs, nil
+}
+
+// team lists the members of the page's organization, read once per
+// request: the members page lists them, and the token and key lists name
+// who created what.
+func (s *server) team(r *http.Request) ([]kve.Member, error) {
+	c, _ := callerOf(r)
+	if c.members == nil {
+		ms, err := s.svc.Members(r.Context(), orgRef(r), c.p)
+		if err != nil {
+			return nil, err
+		}
+		c.members = ms
+	}
+	return c.members, nil
 }
 
 type callerKey struct{}
@@ -108,6 +142,36 @@ func (s *server) signedIn(h handlerFunc) handlerFunc {
 		}
 		ctx := context.WithValue(r.Context(), callerKey{}, &caller{p: p})
 		return h(w, r.WithContext(ctx))
+	}
+}
+
+// perhapsSignedIn runs h with the signed-in user if there is one, and for
+// anyone else too: an invite link works signed in or not.
+func (s *server) perhapsSignedIn(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		p, err := s.authenticate(r)
+		switch {
+		case err == nil:
+			r = r.WithContext(context.WithValue(r.Context(), callerKey{}, &caller{p: p}))
+		case kve.KindOf(err) != kve.KindUnauthenticated:
+			return err
+		}
+		return h(w, r)
+	}
+}
+
+// firstRun sends every visitor of a kve that nobody has set up yet to the
+// setup page: before setup there is no one to sign in as.
+func (s *server) firstRun(h handlerFunc) handlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		done, err := s.svc.SetupDone(r.Context())
+		if err != nil {
+			return err
+		}
+		if !done {
+			return s.redirect(w, r, "/setup")
+		}
+		return h(w, r)
 	}
 }
 

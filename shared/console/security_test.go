@@ -29,7 +29,8 @@ func TestEscaping(t *testing.T) {
 	const tokenName = `<img src=x onerror=alert(1)>"'`
 	created := b.post("/o/"+slug+"/tokens", tokenFields(tokenName))
 	pages := map[string]string{"token value page": created.Body}
-	for _, path := range []string{"/o/" + slug + "/tokens", "/o/" + slug + "/settings", "/o/" + slug + "/audit", "/account", "/o/acme-labs/tokens"} {
+	for _, path := range []string{"/o/" + slug + "/tokens", "/o/" + slug + "/settings", "/o/" + slug + "/settings/delete",
+		"/o/" + slug + "/members", "/o/" + slug + "/audit", "/account", "/o/acme-labs/tokens"} {
 		pages[path] = b.mustGet(path)
 	}
 	for name, page := range pages {
@@ -111,14 +112,32 @@ func tokens(t *testing.T, s *site) []string {
 }
 
 // getPages are every page a GET can open, for the Owner of acme-labs with a
-// token whose id replaces {id}.
+// token whose id replaces {id}, a developer whose id replaces {user}, and a
+// pending invite whose id replaces {invite}. The invite link's own page is
+// checked in TestInviteWithoutMail.
 var getPages = []string{
 	"/", "/setup", "/login", "/logout", "/account", "/o/new",
-	"/o/acme-labs", "/o/acme-labs/settings", "/o/acme-labs/tokens", "/o/acme-labs/tokens?env=dev&revoked=1",
-	"/o/acme-labs/tokens/{id}/revoke", "/o/acme-labs/keys", "/o/acme-labs/keys/main/rotate",
-	"/o/acme-labs/keys/main/delete", "/o/acme-labs/audit?action=token.create",
+	"/o/acme-labs", "/o/acme-labs/settings", "/o/acme-labs/settings/delete", "/o/acme-labs/tokens",
+	"/o/acme-labs/tokens?env=dev&revoked=1", "/o/acme-labs/tokens/{id}/revoke", "/o/acme-labs/keys",
+	"/o/acme-labs/keys/main/rotate", "/o/acme-labs/keys/main/delete", "/o/acme-labs/audit?action=token.create",
+	"/o/acme-labs/members", "/o/acme-labs/members/{user}/remove", "/o/acme-labs/invites/{invite}/revoke",
 	// Routes that only POST: a GET must not reach them.
 	"/o/acme-labs/tokens/{id}/reveal", "/o/acme-labs/tokens/{id}/policy", "/o/acme-labs/env",
+	"/o/acme-labs/settings/rename", "/o/acme-labs/members/{user}/role", "/o/acme-labs/invites",
+	"/o/acme-labs/invites/{invite}/resend",
+}
+
+// pageFixture makes what getPages name: a token, and a pending invite; it
+// returns the replacer for the page paths.
+func pageFixture(t *testing.T, s *site, b *visitor) *strings.Replacer {
+	t.Helper()
+	b.createToken("acme-labs", tokenFields("svc"))
+	id := tokenID(t, b.mustGet("/o/acme-labs/tokens"), "svc")
+	invite, err := s.Service.CreateInvite(t.Context(), "acme-labs", principal(t, s, s.Owner), manage.InviteInput{Email: "new@example.com", Role: "developer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.NewReplacer("{id}", id, "{user}", s.Dev.ID, "{invite}", invite.Invite.ID)
 }
 
 // TestNoMutationOnGET opens every page and checks that nothing changed: no
@@ -126,8 +145,7 @@ var getPages = []string{
 func TestNoMutationOnGET(t *testing.T) {
 	s := newSite(t)
 	b := s.owner(t)
-	b.createToken("acme-labs", tokenFields("svc"))
-	id := tokenID(t, b.mustGet("/o/acme-labs/tokens"), "svc")
+	paths := pageFixture(t, s, b)
 	snapshot := func() string {
 		evs := auditEvents(t, s, store.EventFilter{})
 		keys, err := s.Service.Keys(t.Context(), "acme-labs", principal(t, s, s.Owner))
@@ -148,11 +166,29 @@ func TestNoMutationOnGET(t *testing.T) {
 		for _, sess := range sessions {
 			b.WriteString(sess.ID + " ")
 		}
-		return b.String() + strings.Join(tokens(t, s), " ")
+		members, err := s.Store.Members(t.Context(), s.Org.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range members {
+			b.WriteString(m.UserID + string(m.Role) + " ")
+		}
+		invites, err := s.Store.Invites(t.Context(), s.Org.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, inv := range invites {
+			b.WriteString(inv.ID + inv.ExpiresAt.String() + " ")
+		}
+		org, err := s.Store.Org(t.Context(), s.Org.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.String() + org.Name + " " + strings.Join(tokens(t, s), " ")
 	}
 	before := snapshot()
 	for _, path := range getPages {
-		res := b.get(strings.ReplaceAll(path, "{id}", id))
+		res := b.get(paths.Replace(path))
 		if res.Status >= 500 {
 			t.Errorf("GET %s: status %d", path, res.Status)
 		}
@@ -160,7 +196,7 @@ func TestNoMutationOnGET(t *testing.T) {
 	if after := snapshot(); after != before {
 		t.Errorf("GET requests changed state:\nbefore %s\nafter  %s", before, after)
 	}
-	if res := b.get("/o/acme-labs/tokens/" + id + "/reveal"); res.Status != http.StatusNotFound || tokenValue.MatchString(res.Body) {
+	if res := b.get(paths.Replace("/o/acme-labs/tokens/{id}/reveal")); res.Status != http.StatusNotFound || tokenValue.MatchString(res.Body) {
 		t.Errorf("GET of the reveal route: status %d, want 404 and no value", res.Status)
 	}
 }
@@ -172,8 +208,7 @@ func TestNoMutationOnGET(t *testing.T) {
 func TestHeaders(t *testing.T) {
 	s := newSite(t)
 	b := s.owner(t)
-	b.createToken("acme-labs", tokenFields("svc"))
-	id := tokenID(t, b.mustGet("/o/acme-labs/tokens"), "svc")
+	paths := pageFixture(t, s, b)
 	want := map[string]string{
 		"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
 		"X-Content-Type-Options":  "nosniff",
@@ -184,7 +219,7 @@ func TestHeaders(t *testing.T) {
 	scriptTag := regexp.MustCompile(`<script\b[^>]*>`)
 	inline := regexp.MustCompile(`(?i)<style\b|\sstyle\s*=|\son[a-z]+\s*=|javascript:`)
 	for _, path := range getPages {
-		path = strings.ReplaceAll(path, "{id}", id)
+		path = paths.Replace(path)
 		t.Run(path, func(t *testing.T) {
 			res := b.get(path)
 			for k, v := range want {

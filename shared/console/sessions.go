@@ -135,15 +135,24 @@ func (s *server) logoutForm(w http.ResponseWriter, r *http.Request) error {
 }
 
 // logout ends the session server-side, so a copied cookie stops working
-// too (SECURITY T33), and removes the cookie.
+// too (SECURITY T33), and removes the cookie. The form may say where to go
+// next (an invite page, to accept it as someone else); else the login page.
 func (s *server) logout(w http.ResponseWriter, r *http.Request) error {
+	f, err := s.parseForm(w, r)
+	if err != nil {
+		return err
+	}
 	if p, err := s.authenticate(r); err == nil {
 		if err := s.svc.Logout(r.Context(), p); err != nil {
 			return err
 		}
 	}
 	clearSession(w, r)
-	return s.redirect(w, r, "/login")
+	to := "/login"
+	if next := safeNext(f.Get("next")); next != "/" {
+		to = next
+	}
+	return s.redirect(w, r, to)
 }
 
 type setupView struct {

@@ -19,8 +19,12 @@ func TestSetup(t *testing.T) {
 	e := managetest.New(t)
 	b := newVisitor(t, handler(e))
 
-	if res := b.get("/"); res.Status != http.StatusSeeOther || res.location() != "/login" {
-		t.Fatalf("GET / signed out: %d to %q, want 303 to /login", res.Status, res.location())
+	// Before setup nobody can sign in: the start and login pages lead to
+	// the setup page.
+	for _, path := range []string{"/", "/login"} {
+		if res := b.get(path); res.Status != http.StatusSeeOther || res.location() != "/setup" {
+			t.Fatalf("GET %s on a fresh install: %d to %q, want 303 to /setup", path, res.Status, res.location())
+		}
 	}
 	b.mustGet("/setup")
 
@@ -61,6 +65,9 @@ func TestSetup(t *testing.T) {
 	res = b.post("/setup", form)
 	if res.Status != http.StatusConflict || !strings.Contains(res.Body, "setup is already done") {
 		t.Errorf("second setup: status %d, want 409 saying setup is done", res.Status)
+	}
+	if res := newVisitor(t, handler(e)).get("/"); res.Status != http.StatusSeeOther || res.location() != "/login" {
+		t.Errorf("GET / signed out after setup: %d to %q, want 303 to /login", res.Status, res.location())
 	}
 }
 

@@ -27,8 +27,8 @@ type tokensView struct {
 	EditError string // a refused edit of a token this page no longer lists
 
 	Form      *form    // the create form
-	Keys      []string // key names for the create form
-	KeyList   bool     // Keys is every key (Owners); else names seen on this page
+	Keys      []string // the organization's key names, for the create form
+	Owner     bool     // may add keys
 	Developer bool     // may create only personal dev tokens
 }
 
@@ -54,7 +54,7 @@ func (s *server) tokensPage(w http.ResponseWriter, r *http.Request, status int, 
 	p, m := principal(r), membership(r)
 	v := tokensView{
 		Slug: m.Org.Slug, Env: q.Get("env"), Revoked: q.Get("revoked") != "", Form: f,
-		Developer: m.Role == kve.RoleDeveloper,
+		Owner: m.Role == kve.RoleOwner, Developer: m.Role == kve.RoleDeveloper,
 	}
 	if v.Env != "" && !slices.Contains(envs, v.Env) {
 		v.Env = ""
@@ -65,6 +65,11 @@ func (s *server) tokensPage(w http.ResponseWriter, r *http.Request, status int, 
 	if err != nil {
 		return err
 	}
+	team, err := s.team(r)
+	if err != nil {
+		return err
+	}
+	names := peopleOf(team)
 	v.Rows = make([]tokenRow, 0, len(page.Items))
 	list := url.Values{}
 	if v.Env != "" {
@@ -79,7 +84,7 @@ func (s *server) tokensPage(w http.ResponseWriter, r *http.Request, status int, 
 	}
 	shown := false
 	for _, t := range page.Items {
-		row := s.tokenRow(t, p, m.Role)
+		row := s.tokenRow(t, p, m.Role, names)
 		// The edit form posts back with the list's query, so that a
 		// refused edit renders the same page again, with its row open.
 		row.EditAction = withQuery(s.base+"/o/"+m.Org.Slug+"/tokens/"+row.ID+"/policy", here)
@@ -108,23 +113,8 @@ func (s *server) tokensPage(w http.ResponseWriter, r *http.Request, status int, 
 		list.Set("cursor", page.Next)
 		v.Next = withQuery(base, list)
 	}
-	if m.Role == kve.RoleOwner {
-		keys, err := s.svc.Keys(r.Context(), orgRef(r), p)
-		if err != nil {
-			return err
-		}
-		for _, k := range keys {
-			v.Keys = append(v.Keys, k.Name)
-		}
-		v.KeyList = true
-	} else {
-		// Only Owners may list keys; the names the visible tokens use are
-		// suggestions for everyone else.
-		for _, row := range v.Rows {
-			if !slices.Contains(v.Keys, row.Key) {
-				v.Keys = append(v.Keys, row.Key)
-			}
-		}
+	if v.Keys, err = s.svc.KeyNames(r.Context(), orgRef(r), p); err != nil {
+		return err
 	}
 	return s.render(w, r, status, "tokens", "Tokens", "Tokens", v)
 }
@@ -178,8 +168,12 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) error {
 
 func (s *server) showValue(w http.ResponseWriter, r *http.Request, it manage.IssuedToken, created bool) error {
 	m := membership(r)
+	team, err := s.team(r)
+	if err != nil {
+		return err
+	}
 	v := valueView{
-		Slug: m.Org.Slug, Token: s.tokenRow(it.Token, principal(r), m.Role),
+		Slug: m.Org.Slug, Token: s.tokenRow(it.Token, principal(r), m.Role, peopleOf(team)),
 		Value: it.Value.Reveal(), Created: created,
 	}
 	title := "Token " + it.Token.Name
@@ -246,14 +240,32 @@ func (s *server) updateToken(w http.ResponseWriter, r *http.Request) error {
 }
 
 type revokeView struct {
-	Slug, ID string
+	Slug  string
+	Token tokenRow
 }
 
 // revokeForm is the confirmation step when the dialog's script is not
-// running: a page that changes nothing, with the button that does.
+// running: a page that changes nothing, naming the token, with the button
+// that revokes it. It is not found for a token the caller may not see, and
+// forbidden for one they may not revoke.
 func (s *server) revokeForm(w http.ResponseWriter, r *http.Request) error {
-	v := revokeView{Slug: membership(r).Org.Slug, ID: r.PathValue("id")}
-	return s.render(w, r, http.StatusOK, "token_revoke", "Revoke token", "Tokens", v)
+	p, m := principal(r), membership(r)
+	t, err := s.svc.Token(r.Context(), orgRef(r), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	team, err := s.team(r)
+	if err != nil {
+		return err
+	}
+	row := s.tokenRow(t, p, m.Role, peopleOf(team))
+	switch {
+	case row.Revoked:
+		return kve.Errorf(kve.KindGone, "token_revoked", "The token %s is already revoked.", t.Name)
+	case !row.CanRevoke:
+		return kve.Errorf(kve.KindForbidden, "forbidden", "Your role in this organization does not allow revoking this token.")
+	}
+	return s.render(w, r, http.StatusOK, "token_revoke", "Revoke token "+t.Name, "Tokens", revokeView{Slug: m.Org.Slug, Token: row})
 }
 
 func (s *server) revokeToken(w http.ResponseWriter, r *http.Request) error {

@@ -78,8 +78,8 @@ func TestTokens(t *testing.T) {
 	}
 
 	// Revoke: the link asks first (GET changes nothing), the POST revokes.
-	if body := b.mustGet("/o/acme-labs/tokens/" + id + "/revoke"); !strings.Contains(body, "Revoke token") {
-		t.Error("the revoke confirmation page asks nothing")
+	if body := b.mustGet("/o/acme-labs/tokens/" + id + "/revoke"); !strings.Contains(body, "Revoke the token <strong>web app</strong>") {
+		t.Error("the revoke confirmation page does not name the token")
 	}
 	if !strings.Contains(b.mustGet("/o/acme-labs/tokens"), id) {
 		t.Fatal("opening the confirmation page revoked the token")
@@ -189,10 +189,11 @@ func TestRoles(t *testing.T) {
 			[]string{`href="/o/acme-labs/keys"`, `href="/o/acme-labs/audit"`, `aria-label="Revoke token team shared"`, "Edit the rules of team shared", `<select id="key" name="key"`},
 			nil},
 		{"admin", s.as(t, s.Admin).mustGet("/o/acme-labs/tokens"),
-			[]string{`href="/o/acme-labs/audit"`, `aria-label="Revoke token team shared"`, "Edit the rules of team shared", `list="key-names"`},
+			[]string{`href="/o/acme-labs/audit"`, `aria-label="Revoke token team shared"`, "Edit the rules of team shared", `<select id="key" name="key"`},
 			[]string{`href="/o/acme-labs/keys"`}},
 		{"developer", devList,
-			[]string{`aria-label="Copy token team shared"`, `aria-label="Revoke token dev laptop"`, `<input type="hidden" name="personal" value="on">`},
+			[]string{`aria-label="Copy token team shared"`, `aria-label="Revoke token dev laptop"`, `<input type="hidden" name="personal" value="on">`,
+				`<option value="main">main</option>`},
 			[]string{`href="/o/acme-labs/keys"`, `href="/o/acme-labs/audit"`, `aria-label="Revoke token team shared"`, "Edit the rules"}},
 		{"other developer", s.as(t, s.Dev2).mustGet("/o/acme-labs/tokens"),
 			[]string{`aria-label="Copy token team shared"`},

@@ -41,18 +41,18 @@ type tokenRow struct {
 	EditAction     string
 }
 
-func (s *server) tokenRow(t kve.Token, p manage.Principal, role kve.Role) tokenRow {
+func (s *server) tokenRow(t kve.Token, p manage.Principal, role kve.Role, names people) tokenRow {
 	row := tokenRow{
 		ID: t.ID, Name: t.Name, Hint: t.Hint, Env: t.Env, Shared: t.Kind == kve.TokenShared,
 		Key: t.Key.Name, Provider: t.Key.Provider,
 		Origins: make([]string, 0, len(t.Policy.Origins)), AllowServer: t.Policy.AllowServer,
 		IPs: make([]string, 0, len(t.Policy.IPs)), Paths: make([]string, 0, len(t.Policy.Paths)),
 		RPM: "unlimited", Budget: "unlimited",
-		CreatedBy: who(t.CreatedBy, p), CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsed: t.LastUsed,
+		CreatedBy: names.who(t.CreatedBy, p), CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsed: t.LastUsed,
 		Expired: t.Expired(s.now()), Revoked: t.Revoked(),
 	}
 	if !row.Shared {
-		row.Owner = who(t.OwnerID, p)
+		row.Owner = names.who(t.OwnerID, p)
 	}
 	for _, o := range t.Policy.Origins {
 		row.Origins = append(row.Origins, o.String())
@@ -89,16 +89,30 @@ func dollars(micro int64) string {
 	return s
 }
 
-// who names a user for a page: "you" for the caller. Other members show by
-// id until manage lists members (the teams issue) and the page can name them.
-func who(userID string, p manage.Principal) string {
+// people are the names of an organization's members, by user id.
+type people map[string]string
+
+func peopleOf(ms []kve.Member) people {
+	names := make(people, len(ms))
+	for _, m := range ms {
+		names[m.UserID] = m.Name
+	}
+	return names
+}
+
+// who names a user for a page: "you" for the caller, a member by name, and
+// someone who has left (or a system actor) as a former member.
+func (names people) who(userID string, p manage.Principal) string {
 	switch userID {
 	case "":
 		return ""
 	case p.UserID:
 		return "you"
 	}
-	return userID
+	if name, ok := names[userID]; ok {
+		return name
+	}
+	return "a former member"
 }
 
 // keyRow is a key's reference: never its value.
@@ -110,10 +124,10 @@ type keyRow struct {
 	CreatedAt, RotatedAt     time.Time
 }
 
-func keyRowOf(k kve.Key, p manage.Principal) keyRow {
+func keyRowOf(k kve.Key, p manage.Principal, names people) keyRow {
 	row := keyRow{
 		Name: k.Name, Provider: k.Provider, Upstream: k.Upstream, Last4: k.Last4, Fingerprint: k.Fingerprint,
-		CreatedBy: who(k.CreatedBy, p), CreatedAt: k.CreatedAt, RotatedAt: k.RotatedAt,
+		CreatedBy: names.who(k.CreatedBy, p), CreatedAt: k.CreatedAt, RotatedAt: k.RotatedAt,
 	}
 	switch k.Auth.Mode {
 	case kve.AuthHeader:
@@ -145,4 +159,22 @@ func eventRowOf(e kve.Event) eventRow {
 	}
 	slices.SortFunc(row.Detail, func(a, b detail) int { return strings.Compare(a.Key, b.Key) })
 	return row
+}
+
+// memberRow is a member as the members page lists them.
+type memberRow struct {
+	UserID, Name, Email string
+	Role                kve.Role
+	JoinedAt            time.Time
+	You                 bool
+	CanRemove           bool
+}
+
+// inviteRow is a pending invite: never its code, which kve does not keep.
+type inviteRow struct {
+	ID, Email            string
+	Role                 kve.Role
+	InvitedBy            string
+	CreatedAt, ExpiresAt time.Time
+	CanManage            bool // the caller's role is at least the invite's
 }
