@@ -6,6 +6,7 @@ FUNCTIONS := proxy api console
 ASSETS    := infra/assets
 EVENT     ?= events/proxy-chat.json
 RIE_VERSION := v0.0.0-20261030222936-bef5c4ba774d
+GOAWS_VERSION := v0.4.5
 
 .PHONY: dev test build invoke race vet tools clean
 
@@ -19,7 +20,7 @@ test:
 
 ## race: the race detector on the packages with concurrency
 race:
-	$(GO) test -race ./shared/proxy/... ./shared/secrets/... ./shared/store/... ./shared/usage/... ./shared/limits/... ./shared/lambdahttp/... ./shared/local/... ./shared/manage/... ./shared/api/...
+	$(GO) test -race ./shared/proxy/... ./shared/secrets/... ./shared/store/... ./shared/usage/... ./shared/limits/... ./shared/lambdahttp/... ./shared/local/... ./shared/manage/... ./shared/api/... ./shared/alerts/...
 
 vet:
 	$(GO) vet ./...
@@ -39,9 +40,12 @@ build:
 invoke:
 	$(GO) run ./functions/local invoke --event $(EVENT) $(if $(TOKEN),--token $(TOKEN))
 
-## tools: the AWS Lambda Runtime Interface Emulator used by the Lambda tests
+## tools: the AWS Lambda Runtime Interface Emulator used by the Lambda tests, and
+## the goaws SNS emulator of the alert tests (its main package is app/cmd: renamed goaws)
 tools:
 	$(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION)
+	tmp=$$(mktemp -d) && GOBIN=$$tmp $(GO) install github.com/Admiral-Piett/goaws/app/cmd@$(GOAWS_VERSION) && \
+		mv $$tmp/cmd "$$($(GO) env GOPATH)/bin/goaws" && rmdir $$tmp
 
 clean:
 	rm -rf $(ASSETS) infra/cdk.out

@@ -27,6 +27,11 @@ type topicRef struct {
 	keyPolicy     string
 	keyConditions map[string]any
 	region        string // the topic's region (a token in an agnostic stack)
+	// dlq is the dead-letter queue the api names in the subscriptions it
+	// makes (KVE_ALERT_DLQ_ARN); set in the primary region, where
+	// subscriptions are managed (its name is CloudFormation's, unknown to
+	// the other regions).
+	dlq string
 }
 
 // alerts is the breach alert topic and what surrounds it.
@@ -143,7 +148,7 @@ func newAlerts(r *region, key awskms.IKey) (alerts, error) {
 
 // ownTopic refers to the alert topic from the primary region itself.
 func ownTopic(r *region, a alerts, key awskms.IKey) topicRef {
-	return topicRef{arn: *a.topic.TopicArn(), keyPolicy: *key.KeyArn(), region: *r.stack.Region()}
+	return topicRef{arn: *a.topic.TopicArn(), keyPolicy: *key.KeyArn(), region: *r.stack.Region(), dlq: *a.dlq.QueueArn()}
 }
 
 // remoteTopic refers to the primary region's alert topic from another region.

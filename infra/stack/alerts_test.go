@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/keyvault-edge/kve/shared/stackenv"
 )
 
 func TestAlertTopic(t *testing.T) {
@@ -140,5 +142,31 @@ func TestAlarmTopicEncrypted(t *testing.T) {
 	_, p := tp.only(t, "AWS::SNS::Topic", "DisplayName", "kve alarms")
 	if got := flat(p["KmsMasterKeyId"]); got != "${"+keyID+".Arn}" {
 		t.Errorf("alarm topic key = %s", got)
+	}
+}
+
+// TestAlertDeadLetterQueueEnvironment: the api and console of the primary
+// region, which make the organizations' alert subscriptions, are told the
+// dead-letter queue to name in each one's RedrivePolicy; the proxy, which
+// only publishes, is not, and gets the public URL its alerts link to. The
+// other regions, where subscriptions are not managed, get no queue.
+func TestAlertDeadLetterQueueEnvironment(t *testing.T) {
+	stacks := synth(t, twoRegions())
+	primary, secondary := stacks[0], stacks[1]
+	qID, _ := primary.only(t, "AWS::SQS::Queue", "", nil)
+	for _, tt := range []struct {
+		tp      *template
+		fn, dlq string
+	}{
+		{primary, fnAPI, "${" + qID + ".Arn}"}, {primary, fnConsole, "${" + qID + ".Arn}"}, {primary, fnProxy, ""},
+		{secondary, fnAPI, ""}, {secondary, fnConsole, ""}, {secondary, fnProxy, ""},
+	} {
+		vars := obj(obj(tt.tp.function(t, tt.fn)["Environment"])["Variables"])
+		if got := flat(vars[stackenv.EnvAlertDLQ]); got != tt.dlq {
+			t.Errorf("%s %s: %s = %q, want %q", *tt.tp.stack.StackName(), tt.fn, stackenv.EnvAlertDLQ, got, tt.dlq)
+		}
+		if tt.fn == fnProxy && flat(vars[stackenv.EnvPublicURL]) == "" {
+			t.Errorf("%s proxy: %s is not set", *tt.tp.stack.StackName(), stackenv.EnvPublicURL)
+		}
 	}
 }

@@ -12,12 +12,15 @@ import (
 const stageName = "prod"
 
 // accessLogFormat is one JSON line per request. It holds no header, body or
-// query string (those carry tokens: Authorization, x-api-key, ?key=): only
-// the request id, the client IP API Gateway saw, the method, the path
-// without query, the status and timings, and the WAF verdict.
+// query string (those carry tokens: Authorization, x-api-key, ?key=), and
+// not the request path either: invite links carry their code in it
+// (/invite/<code>, /api/v1/invites/<code>). Only the request id, the client
+// IP API Gateway saw, the method, the matched resource (/{proxy+},
+// /invite/{proxy+}…; the functions log their own routes), the status and
+// timings, and the WAF verdict.
 const accessLogFormat = `{"request_id":"$context.requestId","ip":"$context.identity.sourceIp",` +
 	`"time":"$context.requestTime","method":"$context.httpMethod","domain":"$context.domainName",` +
-	`"path":"$context.path","status":"$context.status","protocol":"$context.protocol",` +
+	`"resource":"$context.resourcePath","status":"$context.status","protocol":"$context.protocol",` +
 	`"response_bytes":"$context.responseLength","latency_ms":"$context.responseLatency",` +
 	`"integration_latency_ms":"$context.integration.latency","integration_status":"$context.integration.status",` +
 	`"waf":"$context.waf.status","error":"$context.error.responseType"}`

@@ -145,8 +145,9 @@ func TestRestAPIs(t *testing.T) {
 }
 
 // checkStage checks a stage's logging: access logs in JSON, to a log group
-// with the deployment's retention, holding no header, body or query
-// string; no execution logs, no tracing.
+// with the deployment's retention, holding no header, body, query string or
+// request path (invite links carry their code in the path); no execution
+// logs, no tracing.
 func checkStage(t *testing.T, tp *template, stage map[string]any) {
 	t.Helper()
 	if stage["StageName"] != "prod" || stage["TracingEnabled"] != false {
@@ -167,7 +168,8 @@ func checkStage(t *testing.T, tp *template, stage map[string]any) {
 	}
 	for name, v := range fields {
 		if !strings.HasPrefix(v, "$context.") || strings.Contains(strings.ToLower(v), "header") ||
-			strings.Contains(strings.ToLower(v), "querystring") || strings.Contains(v, "$input") {
+			strings.Contains(strings.ToLower(v), "querystring") || strings.Contains(v, "$input") ||
+			v == "$context.path" {
 			t.Errorf("access log field %s = %s may carry a credential", name, v)
 		}
 	}

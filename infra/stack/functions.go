@@ -153,6 +153,7 @@ func environments(r *region, d deps, publicURL string) map[string]map[string]str
 		stackenv.EnvTable:        d.tableName,
 		stackenv.EnvPepperSecret: d.secrets.pepper.arn,
 		stackenv.EnvAlertTopic:   d.topic.arn,
+		stackenv.EnvPublicURL:    publicURL, // breach alerts link to the dashboard
 	}
 	manage := map[string]string{
 		stackenv.EnvTable:        d.tableName,
@@ -163,6 +164,7 @@ func environments(r *region, d deps, publicURL string) map[string]map[string]str
 		stackenv.EnvAlertTopic:   d.topic.arn,
 		stackenv.EnvPublicURL:    publicURL,
 		stackenv.EnvMailFrom:     r.s.MailFrom,
+		stackenv.EnvAlertDLQ:     d.topic.dlq, // RedrivePolicy of the subscriptions the api makes
 	}
 	if r.s.MultiRegion() {
 		// The management functions create key secrets; the proxy only reads

@@ -102,7 +102,7 @@ func knownVariable(name string) bool {
 	case stackenv.EnvTable, stackenv.EnvPepperSecret, stackenv.EnvSealSecret, stackenv.EnvSetupSecret, stackenv.EnvKMSKey,
 		stackenv.EnvAlertTopic, stackenv.EnvDomain, stackenv.EnvPublicURL, stackenv.EnvMailFrom, stackenv.EnvAllowPrivate,
 		stackenv.EnvKeyCacheTTL, stackenv.EnvMaxBodyBytes, stackenv.EnvLogLevel, stackenv.EnvSecretsPrefix,
-		stackenv.EnvReplicaRegions, stackenv.EnvReplicaKMSKey:
+		stackenv.EnvReplicaRegions, stackenv.EnvReplicaKMSKey, stackenv.EnvAlertDLQ:
 		return true
 	}
 	return false
@@ -113,6 +113,7 @@ func TestFunctionEnvironmentValues(t *testing.T) {
 	tableID, _ := tp.only(t, "AWS::DynamoDB::GlobalTable", "", nil)
 	keyID, _ := tp.only(t, "AWS::KMS::Key", "", nil)
 	topicID, _ := tp.only(t, "AWS::SNS::Topic", "TopicName", "kve-alerts")
+	queueID, _ := tp.only(t, "AWS::SQS::Queue", "", nil)
 	secret := func(name string) string {
 		id, _ := tp.only(t, "AWS::SecretsManager::Secret", "Name", name)
 		return "${" + id + "}"
@@ -126,6 +127,7 @@ func TestFunctionEnvironmentValues(t *testing.T) {
 		stackenv.EnvTable:        "${" + tableID + "}",
 		stackenv.EnvPepperSecret: secret("kve/system/pepper"),
 		stackenv.EnvAlertTopic:   "${" + topicID + "}",
+		stackenv.EnvPublicURL:    "https://console.kve.example.com",
 	}
 	manage := map[string]string{
 		stackenv.EnvTable:        "${" + tableID + "}",
@@ -136,6 +138,7 @@ func TestFunctionEnvironmentValues(t *testing.T) {
 		stackenv.EnvAlertTopic:   "${" + topicID + "}",
 		stackenv.EnvPublicURL:    "https://console.kve.example.com",
 		stackenv.EnvMailFrom:     "kve@example.com",
+		stackenv.EnvAlertDLQ:     "${" + queueID + ".Arn}",
 	}
 	for fn, want := range map[string]map[string]string{fnProxy: proxy, fnAPI: manage, fnConsole: manage} {
 		t.Run(fn, func(t *testing.T) {

@@ -129,9 +129,11 @@ func TestFlow(t *testing.T) {
 	}
 	wantTok := object{"id": tok["id"], "name": "web", "token": value, "kind": "hb", "env": "dev", "hint": kve.TokenHint(kve.Secret(value)),
 		"key": "main", "provider": "openai", "origins": []any{"http://localhost:3000"}, "allow_server": false,
-		"ips": []any{}, "paths": []any{}, "rpm": 60.0, "budget_usd": 2.0, "created_by": first["user_id"],
+		"ips": []any{}, "paths": []any{}, "rpm": 60.0, "budget_usd": 2.0, "tpm": 0.0, "budget_month_usd": 0.0,
+		"created_by": first["user_id"],
 		"created_at": managetest.Start.Format(time.RFC3339), "updated_at": managetest.Start.Format(time.RFC3339),
-		"expires_at": managetest.Start.Add(30 * 24 * time.Hour).Format(time.RFC3339)}
+		"expires_at": managetest.Start.Add(30 * 24 * time.Hour).Format(time.RFC3339),
+		"alerts":     false, "auto_suspend": true} // a dev token's breach alert defaults
 	if diff := cmp.Diff(wantTok, tok); diff != "" {
 		t.Errorf("created token (-want +got):\n%s", diff)
 	}

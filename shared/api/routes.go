@@ -69,6 +69,27 @@ var policy = map[string]access{
 
 	"GET /api/v1/orgs/{org}/env":   members, // shared tokens only; every value audited
 	"GET /api/v1/orgs/{org}/audit": managers,
+
+	"GET /api/v1/orgs/{org}/usage":          members,  // Developers: their own personal tokens only
+	"GET /api/v1/orgs/{org}/usage/unused":   managers, // the monthly audit
+	"POST /api/v1/orgs/{org}/tokens/revoke": managers, // its one call: revoke the unused
+
+	"GET /api/v1/orgs/{org}/billing":        owner,
+	"PATCH /api/v1/orgs/{org}/billing":      owner,
+	"GET /api/v1/orgs/{org}/billing/prices": owner,
+	"PUT /api/v1/orgs/{org}/billing/prices": owner,
+	"GET /api/v1/orgs/{org}/billing/report": owner,
+
+	// Breach alerts (alerts.go). The secret-scanning endpoint takes no
+	// credential: the report's signature, checked by manage, is its
+	// authentication.
+	"GET /api/v1/orgs/{org}/alerts":                       managers,
+	"POST /api/v1/orgs/{org}/alerts/{id}/ack":             managers,
+	"GET /api/v1/orgs/{org}/alerts/subscriptions":         managers,
+	"POST /api/v1/orgs/{org}/alerts/subscriptions":        managers,
+	"DELETE /api/v1/orgs/{org}/alerts/subscriptions/{id}": managers,
+	"POST /api/v1/orgs/{org}/alerts/test":                 managers,
+	"POST /api/v1/secret-scanning/github":                 anonymous,
 }
 
 func (s *server) routes() {
@@ -111,6 +132,24 @@ func (s *server) routes() {
 
 	s.handle("GET /api/v1/orgs/{org}/env", s.env)
 	s.handle("GET /api/v1/orgs/{org}/audit", s.events)
+
+	s.handle("GET /api/v1/orgs/{org}/usage", s.usage)
+	s.handle("GET /api/v1/orgs/{org}/usage/unused", s.unusedTokens)
+	s.handle("POST /api/v1/orgs/{org}/tokens/revoke", s.revokeTokens)
+
+	s.handle("GET /api/v1/orgs/{org}/billing", s.billing)
+	s.handle("PATCH /api/v1/orgs/{org}/billing", s.updateBilling)
+	s.handle("GET /api/v1/orgs/{org}/billing/prices", s.prices)
+	s.handle("PUT /api/v1/orgs/{org}/billing/prices", s.setPrices)
+	s.handle("GET /api/v1/orgs/{org}/billing/report", s.billingReport)
+
+	s.handle("GET /api/v1/orgs/{org}/alerts", s.incidents)
+	s.handle("POST /api/v1/orgs/{org}/alerts/{id}/ack", s.ackIncident)
+	s.handle("GET /api/v1/orgs/{org}/alerts/subscriptions", s.alertSubscriptions)
+	s.handle("POST /api/v1/orgs/{org}/alerts/subscriptions", s.subscribe)
+	s.handle("DELETE /api/v1/orgs/{org}/alerts/subscriptions/{id}", s.unsubscribe)
+	s.handle("POST /api/v1/orgs/{org}/alerts/test", s.testAlert)
+	s.handle("POST /api/v1/secret-scanning/github", s.secretScanning)
 }
 
 // handlerFunc is a route's handler: it writes a success, or returns an error

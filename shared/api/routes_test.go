@@ -293,6 +293,45 @@ func TestRoleMatrix(t *testing.T) {
 			inOrg(ok, ok, ok)},
 		{"GET /api/v1/orgs/{org}/audit", func(caller) (string, string) { return org + "/audit", "" }, nil,
 			inOrg(ok, ok, forbidden)},
+		{"GET /api/v1/orgs/{org}/usage", func(caller) (string, string) { return org + "/usage?by=day", "" }, nil,
+			inOrg(ok, ok, ok)},
+		{"GET /api/v1/orgs/{org}/usage/unused", func(caller) (string, string) { return org + "/usage/unused", "" }, nil,
+			inOrg(ok, ok, forbidden)},
+		{"POST /api/v1/orgs/{org}/tokens/revoke", func(caller) (string, string) {
+			return org + "/tokens/revoke", `{"ids":["` + newToken() + `"]}`
+		}, nil, inOrg(ok, ok, forbidden)},
+		{"GET /api/v1/orgs/{org}/billing", func(caller) (string, string) { return org + "/billing", "" }, nil,
+			inOrg(ok, forbidden, forbidden)},
+		{"PATCH /api/v1/orgs/{org}/billing", func(caller) (string, string) {
+			return org + "/billing", `{"contact_email":"billing@example.com"}`
+		}, nil, inOrg(ok, forbidden, forbidden)},
+		{"GET /api/v1/orgs/{org}/billing/prices", func(caller) (string, string) { return org + "/billing/prices", "" }, nil,
+			inOrg(ok, forbidden, forbidden)},
+		{"PUT /api/v1/orgs/{org}/billing/prices", func(caller) (string, string) {
+			return org + "/billing/prices", `{"overrides":[]}`
+		}, nil, inOrg(ok, forbidden, forbidden)},
+		{"GET /api/v1/orgs/{org}/billing/report", func(caller) (string, string) {
+			return org + "/billing/report?month=" + a.Clock.Now().UTC().Format("2006-01"), ""
+		}, nil, inOrg(ok, forbidden, forbidden)},
+		{"GET /api/v1/orgs/{org}/alerts", func(caller) (string, string) { return org + "/alerts", "" }, nil,
+			inOrg(ok, ok, forbidden)},
+		{"POST /api/v1/orgs/{org}/alerts/{id}/ack", func(caller) (string, string) {
+			return org + "/alerts/" + newIncident(t, a, newToken()) + "/ack", ""
+		}, nil, inOrg(ok, ok, forbidden)},
+		{"GET /api/v1/orgs/{org}/alerts/subscriptions", func(caller) (string, string) { return org + "/alerts/subscriptions", "" }, nil,
+			inOrg(ok, ok, forbidden)},
+		{"POST /api/v1/orgs/{org}/alerts/subscriptions", func(caller) (string, string) {
+			return org + "/alerts/subscriptions", `{"protocol":"https","endpoint":"https://hooks.example.invalid/` + fresh("h-") + `"}`
+		}, nil, inOrg(created, created, forbidden)},
+		{"DELETE /api/v1/orgs/{org}/alerts/subscriptions/{id}", func(caller) (string, string) {
+			return org + "/alerts/subscriptions/" + newSubscription(t, a, owner, fresh("h-")), ""
+		}, nil, inOrg(none, none, forbidden)},
+		{"POST /api/v1/orgs/{org}/alerts/test", func(caller) (string, string) { return org + "/alerts/test", "" }, nil,
+			inOrg(http.StatusAccepted, http.StatusAccepted, forbidden)},
+		// No scanning keys on this deployment: the endpoint is not found,
+		// for every caller alike (no credential is ever asked for).
+		{"POST /api/v1/secret-scanning/github", func(caller) (string, string) { return "/api/v1/secret-scanning/github", "[]" }, nil,
+			cell{notFound, notFound, notFound, notFound, notFound, notFound}},
 	}
 
 	covered := map[string]bool{}

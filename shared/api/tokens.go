@@ -17,7 +17,11 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, viewIssued(it))
+	v, err := s.limited(r, viewIssued(it))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, v)
 	return nil
 }
 
@@ -33,7 +37,13 @@ func (s *server) tokens(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, list[tokenView]{Items: items(page.Items, viewToken), Next: page.Next})
+	limits, err := s.svc.AllTokenLimits(r.Context(), r.PathValue("org"), principal(r))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, list[tokenView]{Next: page.Next, Items: items(page.Items, func(t kve.Token) tokenView {
+		return withLimits(viewToken(t), limits[t.ID])
+	})})
 	return nil
 }
 
@@ -43,7 +53,11 @@ func (s *server) revealToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, viewIssued(it))
+	v, err := s.limited(r, viewIssued(it))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 
@@ -56,7 +70,11 @@ func (s *server) updateToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, viewToken(t))
+	v, err := s.limited(r, viewToken(t))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 
@@ -67,6 +85,15 @@ func (s *server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, viewToken(t))
 	return nil
+}
+
+// limited adds the token's limits beyond its policy to its view.
+func (s *server) limited(r *http.Request, v tokenView) (tokenView, error) {
+	l, err := s.svc.TokenLimits(r.Context(), r.PathValue("org"), principal(r), v.ID)
+	if err != nil {
+		return tokenView{}, err
+	}
+	return withLimits(v, l), nil
 }
 
 // queryLimit reads a page size; the store clamps it.

@@ -57,13 +57,23 @@ type tokenView struct {
 	Paths       []string      `json:"paths"`
 	RPM         int           `json:"rpm"`
 	BudgetUSD   float64       `json:"budget_usd"`
-	OwnerID     string        `json:"owner_id,omitempty"`
-	CreatedBy   string        `json:"created_by"`
-	CreatedAt   time.Time     `json:"created_at"`
-	UpdatedAt   time.Time     `json:"updated_at"`
-	ExpiresAt   time.Time     `json:"expires_at,omitzero"`
-	RevokedAt   time.Time     `json:"revoked_at,omitzero"`
-	LastUsedAt  time.Time     `json:"last_used_at,omitzero"`
+	// Limits beyond the policy (withLimits): 0 is none.
+	TPM            int       `json:"tpm"`
+	BudgetMonthUSD float64   `json:"budget_month_usd"`
+	OwnerID        string    `json:"owner_id,omitempty"`
+	CreatedBy      string    `json:"created_by"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+	ExpiresAt      time.Time `json:"expires_at,omitzero"`
+	RevokedAt      time.Time `json:"revoked_at,omitzero"`
+	LastUsedAt     time.Time `json:"last_used_at,omitzero"`
+
+	// Breach alerts: alerts published, automatic suspension, and a
+	// suspension (by kve, for the breach type in suspension, or "manual").
+	Alerts      bool      `json:"alerts"`
+	AutoSuspend bool      `json:"auto_suspend"`
+	SuspendedAt time.Time `json:"suspended_at,omitzero"`
+	Suspension  string    `json:"suspension,omitempty"`
 }
 
 func viewToken(t kve.Token) tokenView {
@@ -84,6 +94,13 @@ func viewToken(t kve.Token) tokenView {
 	for _, p := range t.Policy.Paths {
 		v.Paths = append(v.Paths, p.String())
 	}
+	v.Alerts, v.AutoSuspend, v.SuspendedAt, v.Suspension = t.Alerts, t.AutoSuspend, t.SuspendedAt, t.Suspension
+	return v
+}
+
+// withLimits adds a token's limits beyond its policy to its view.
+func withLimits(v tokenView, l store.Limits) tokenView {
+	v.TPM, v.BudgetMonthUSD = l.TPM, usd(l.MonthBudgetMicro)
 	return v
 }
 

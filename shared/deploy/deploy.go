@@ -17,9 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 
+	"github.com/keyvault-edge/kve/shared/alerts"
 	"github.com/keyvault-edge/kve/shared/api"
 	"github.com/keyvault-edge/kve/shared/kve"
-	"github.com/keyvault-edge/kve/shared/limits"
 	"github.com/keyvault-edge/kve/shared/mail"
 	"github.com/keyvault-edge/kve/shared/manage"
 	"github.com/keyvault-edge/kve/shared/proxy"
@@ -37,6 +37,10 @@ type backends struct {
 	store   *dynamo.Store
 	secrets *secrets.Manager
 	mail    mail.Sender // nil: no mail; invite links go to the inviter
+	// alerts is the breach alert topic; scanner verifies leak reports
+	// (nil: the api refuses them). See alerts.go.
+	alerts  *alerts.SNS
+	scanner *alerts.ScanningKeys
 }
 
 // open reads the function's configuration and builds its AWS clients. The
@@ -69,6 +73,9 @@ func open(ctx context.Context, function string, getenv func(string) string) (*ba
 		store:   dynamo.Open(dynamodb.NewFromConfig(awsCfg), cfg.Table),
 		secrets: secrets.NewManager(secretsmanager.NewFromConfig(awsCfg, func(o *secretsmanager.Options) { o.RetryMaxAttempts = 3 }), cfg.KMSKey, replicas...),
 	}
+	if err := b.openAlerts(awsCfg); err != nil {
+		return nil, err
+	}
 	// Invite mail goes through SES from the sender the stack names; the
 	// proxy sends none.
 	if function != "proxy" && cfg.MailFrom != "" {
@@ -81,9 +88,10 @@ func open(ctx context.Context, function string, getenv func(string) string) (*ba
 
 // Proxy builds the proxy function's handler: tokens from DynamoDB (one
 // strongly consistent read per request), real keys from Secrets Manager
-// (cached per execution environment, keyed by version), usage written
-// before the invocation ends. It reads only the pepper, never the sealing
-// key: the proxy has no use for token values.
+// (cached per execution environment, keyed by version), rate limits and
+// budgets held and usage written in DynamoDB before the invocation ends.
+// It reads only the pepper, never the sealing key: the proxy has no use
+// for token values.
 func Proxy(ctx context.Context, getenv func(string) string) (http.Handler, error) {
 	b, err := open(ctx, "proxy", getenv)
 	if err != nil {
@@ -93,6 +101,10 @@ func Proxy(ctx context.Context, getenv func(string) string) (http.Handler, error
 	if err != nil {
 		return nil, fmt.Errorf("proxy: %w", err)
 	}
+	// Rate limits and budgets hold across execution environments: each
+	// request is one DynamoDB transaction before it is forwarded and one as
+	// it completes (usage.Shared, store.Holds).
+	meter := usage.NewShared(b.store, usage.SharedConfig{Logger: b.log})
 	px := proxy.New(proxy.Config{
 		Domain:       b.cfg.Domain,
 		MaxBodyBytes: b.cfg.MaxBodyBytes,
@@ -102,8 +114,8 @@ func Proxy(ctx context.Context, getenv func(string) string) (http.Handler, error
 		Tokens:   b.store,
 		Keys:     secrets.NewCache(b.secrets, b.cfg.KeyCacheTTL, time.Now),
 		Hash:     hasher.Hash,
-		Limiter:  limits.NewMemory(),
-		Recorder: usage.NewSync(b.store, usage.DefaultPrices(), b.log),
+		Recorder: b.breaches(meter),
+		Meter:    meter,
 	})
 	return withHealth(px), nil
 }
@@ -150,5 +162,7 @@ func (b *backends) service(ctx context.Context) (*manage.Service, error) {
 		AllowInsecureUpstreams: len(b.cfg.AllowPrivate) > 0,
 		PublicURL:              b.cfg.PublicURL,
 		Domain:                 b.cfg.Domain,
-	}, manage.Deps{Store: b.store, Secrets: b.secrets, Keyring: keyring, Mail: b.mail}), nil
+		ScanningKeys:           b.scanner,
+		LeakSuspendEnvs:        b.cfg.LeakSuspendEnvs,
+	}, manage.Deps{Store: b.store, Secrets: b.secrets, Keyring: keyring, Mail: b.mail, Alerts: b.alerts}), nil
 }

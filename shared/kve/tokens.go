@@ -165,6 +165,17 @@ type Token struct {
 	LastUsed  time.Time `json:"last_used_at,omitzero"`
 	Version   int64     `json:"-"` // optimistic concurrency for read-modify-write
 
+	// Alerts publishes this token's breach incidents to the organization's
+	// alert subscriptions (on by default for prd tokens); incidents are
+	// recorded either way. AutoSuspend lets kve suspend the token on a
+	// breach that calls for it (a dev token from a third network, a
+	// reported leak). A suspended token is refused like a revoked one until
+	// an Owner or Admin resumes it; Suspension names the breach type.
+	Alerts      bool      `json:"alerts"`
+	AutoSuspend bool      `json:"auto_suspend"`
+	SuspendedAt time.Time `json:"suspended_at,omitzero"`
+	Suspension  string    `json:"suspension,omitempty"`
+
 	Spend Spend `json:"-"` // filled by the proxy's lookup; not part of the token's own data
 }
 
@@ -185,6 +196,9 @@ func (s Spend) Today(now time.Time) int64 {
 
 // Revoked reports whether the token was revoked.
 func (t *Token) Revoked() bool { return !t.RevokedAt.IsZero() }
+
+// Suspended reports whether kve or a manager suspended the token.
+func (t *Token) Suspended() bool { return !t.SuspendedAt.IsZero() }
 
 // Expired reports whether the token's expiry has passed at now.
 func (t *Token) Expired(now time.Time) bool { return !t.ExpiresAt.IsZero() && !now.Before(t.ExpiresAt) }

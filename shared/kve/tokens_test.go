@@ -495,7 +495,7 @@ func TestTokenJSONHidesSecrets(t *testing.T) {
 	for k := range back {
 		keys = append(keys, k)
 	}
-	want := []string{"created_at", "created_by", "env", "hint", "id", "key", "kind", "name", "org_id", "policy", "updated_at"}
+	want := []string{"alerts", "auto_suspend", "created_at", "created_by", "env", "hint", "id", "key", "kind", "name", "org_id", "policy", "updated_at"}
 	slices.Sort(keys)
 	if diff := cmp.Diff(want, keys); diff != "" {
 		t.Errorf("token JSON fields (-want +got):\n%s", diff)

@@ -32,6 +32,7 @@ type Usage struct {
 
 	ClientIP      string `json:"client_ip"`
 	Origin        string `json:"origin,omitempty"`
+	UserAgent     string `json:"user_agent,omitempty"`    // truncated; a breach incident's sample
 	ClientAborted bool   `json:"client_aborted,omitzero"` // the client went away before the end
 	// Reason says why a request was refused or failed (revoked, origin,
 	// upstream_timeout…): recorded and shown to the team by request id,

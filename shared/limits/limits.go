@@ -1,7 +1,9 @@
-// Package limits enforces per-token request rates inside one process (local
-// mode, and a first line on each Lambda execution environment). It keeps a
-// GCRA limiter per token (golang.org/x/time/rate): a token with a limit of N
-// requests per minute may burst to N, then refills at N per minute.
+// Package limits enforces per-token rates inside one process (local mode,
+// and a first line on each Lambda execution environment, where the shared
+// windows are DynamoDB's: see store.Holds). Requests per minute: a GCRA
+// limiter per token (golang.org/x/time/rate), so a token with a limit of N
+// may burst to N, then refills at N per minute. Model tokens per minute:
+// Tokens, a bucket charged once a request's size is known.
 package limits
 
 import (

@@ -36,6 +36,19 @@ type Config struct {
 	ReadHeaderTimeout time.Duration // --read-header-timeout; default 10s
 	// Upstream timeouts (SECURITY G13); zero fields take the proxy's defaults.
 	Timeouts proxy.Timeouts
+	// NoMetering turns off usage records, rate limits and budgets. It has
+	// no flag: it exists for the benchmark that compares local mode with
+	// and without them (shared/usage/README.md), never for serving.
+	NoMetering bool
+
+	// Breach alerts (alerts.go). ScanningKeysFile holds the public keys a
+	// secret-scanning service signs leak reports with, in GitHub's format
+	// (--secret-scanning-keys, KVE_SECRET_SCANNING_KEYS); unset, the
+	// endpoint refuses every report. LeakSuspendEnvs are the environments
+	// whose tokens a reported leak suspends (--leak-suspend-envs,
+	// KVE_LEAK_SUSPEND_ENVS; default stg,prd).
+	ScanningKeysFile string
+	LeakSuspendEnvs  []kve.Env
 }
 
 // ParseConfig reads flags (args without the program name) over the
@@ -65,6 +78,8 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "longest wait for a client's request head")
 	fs.DurationVar(&c.Timeouts.ResponseHeader, "upstream-header-timeout", 300*time.Second, "longest wait for an upstream's response head")
 	fs.DurationVar(&c.Timeouts.StreamIdle, "stream-idle-timeout", 120*time.Second, "longest silence inside an upstream response body")
+	fs.StringVar(&c.ScanningKeysFile, "secret-scanning-keys", env("KVE_SECRET_SCANNING_KEYS", ""), "file of the public keys that sign secret-scanning leak reports (GitHub's format)")
+	leakEnvs := fs.String("leak-suspend-envs", env("KVE_LEAK_SUSPEND_ENVS", "stg,prd"), "environments whose tokens a reported leak suspends (comma-separated, or none)")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, err
 	}
@@ -92,6 +107,10 @@ func ParseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level: %w", err))
+	}
+	var err error
+	if c.LeakSuspendEnvs, err = parseEnvs(*leakEnvs); err != nil {
+		errs = append(errs, fmt.Errorf("--leak-suspend-envs: %w", err))
 	}
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.Listen

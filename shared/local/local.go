@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keyvault-edge/kve/shared/alerts"
 	"github.com/keyvault-edge/kve/shared/api"
 	"github.com/keyvault-edge/kve/shared/console"
 	"github.com/keyvault-edge/kve/shared/limits"
@@ -42,7 +43,10 @@ type Main struct {
 
 	store    *sqlite.Store
 	secrets  *secrets.Local
-	recorder *usage.Batcher
+	meter    *usage.Local
+	alerts   *alerts.Local        // breach alert channel (alerts.go)
+	detector *alerts.Recorder     // breach detection in front of the meter
+	scanning *alerts.ScanningKeys // nil: no secret-scanning endpoint
 	handler  http.Handler
 	server   *http.Server
 	ready    atomic.Bool
@@ -80,20 +84,35 @@ func (m *Main) Open(ctx context.Context) error {
 		return err
 	}
 
-	m.recorder = usage.NewBatcher(m.store, usage.DefaultPrices(), m.Logger)
+	// Usage: budgets and tokens per minute in memory (one process), every
+	// hold and record spooled with one write(2) before the store has it,
+	// so a killed process loses none (package usage).
+	if m.meter, err = usage.OpenLocal(ctx, m.store, usage.LocalConfig{
+		Spool: filepath.Join(c.Data, "usage-spool"), Logger: m.Logger,
+	}); err != nil {
+		return fmt.Errorf("open usage meter: %w", err)
+	}
+	deps := proxy.Deps{
+		Tokens:   m.store,
+		Keys:     secrets.NewCache(m.secrets, 5*time.Minute, time.Now),
+		Hash:     keyring.Hash,
+		Limiter:  limits.NewMemory(),
+		Recorder: m.meter,
+		Meter:    m.meter,
+	}
+	if c.NoMetering {
+		deps.Limiter, deps.Recorder, deps.Meter = nil, nil, nil
+	}
+	if err := m.openAlerts(c, &deps); err != nil {
+		return err
+	}
 	px := proxy.New(proxy.Config{
 		Domain:       c.Domain,
 		MaxBodyBytes: c.MaxBodyBytes,
 		AllowPrivate: c.AllowPrivate,
 		Timeouts:     c.Timeouts,
 		Logger:       m.Logger,
-	}, proxy.Deps{
-		Tokens:   m.store,
-		Keys:     secrets.NewCache(m.secrets, 5*time.Minute, time.Now),
-		Hash:     keyring.Hash,
-		Limiter:  limits.NewMemory(),
-		Recorder: m.recorder,
-	})
+	}, deps)
 	var mailer mail.Sender // nil: no mail, invite links go to the inviter
 	if c.SMTP != "" {
 		if mailer, err = mail.NewSMTP(c.SMTP.Reveal(), c.MailFrom); err != nil {
@@ -107,7 +126,9 @@ func (m *Main) Open(ctx context.Context) error {
 		PublicURL:              c.PublicURL,
 		Domain:                 c.Domain,
 		Passwords:              m.Passwords,
-	}, manage.Deps{Store: m.store, Secrets: m.secrets, Keyring: keyring, Mail: mailer})
+		ScanningKeys:           m.scanning,
+		LeakSuspendEnvs:        c.LeakSuspendEnvs,
+	}, manage.Deps{Store: m.store, Secrets: m.secrets, Keyring: keyring, Mail: mailer, Alerts: m.alerts})
 	// Local mode serves plain HTTP, where a __Host- cookie cannot be set:
 	// the API accepts the dashboard's plain-HTTP cookie name.
 	apiHandler := api.New(svc, api.Config{Logger: m.Logger, SessionCookie: console.PlainCookie})
@@ -132,6 +153,7 @@ func (m *Main) Open(ctx context.Context) error {
 func (m *Main) routes(px, apiHandler, consoleHandler http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/api/", apiHandler)
+	mux.Handle(alerts.LocalPath, m.alerts.Handler()) // local mode's stand-in for SNS's URLs
 	for _, p := range console.Paths() {
 		mux.Handle(p, consoleHandler)
 	}
@@ -185,8 +207,9 @@ func (m *Main) Close(ctx context.Context) error {
 			m.server.Close()
 		}
 	}
-	if m.recorder != nil {
-		m.recorder.Close()
+	m.closeAlerts() // what is queued is examined; pending deliveries wait in the outbox
+	if m.meter != nil {
+		errs = append(errs, m.meter.Close())
 	}
 	if m.store != nil {
 		errs = append(errs, m.store.Close())

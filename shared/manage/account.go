@@ -56,7 +56,8 @@ func (s *Service) DeleteAPIToken(ctx context.Context, p Principal, id string) er
 // Wrong current passwords are throttled as failed sign-ins are.
 func (s *Service) ChangePassword(ctx context.Context, p Principal, in PasswordInput) (int, error) {
 	now := s.now()
-	if d := max(s.clients.wait(p.IP, now), s.accounts.wait(p.Email, now)); d > 0 {
+	tries, d := attempt(now, s.clients.of(p.IP), s.accounts.of(p.Email))
+	if d > 0 {
 		return 0, rateLimited(d)
 	}
 	u, err := s.store.User(ctx, p.UserID)
@@ -74,10 +75,9 @@ func (s *Service) ChangePassword(ctx context.Context, p Principal, in PasswordIn
 		}
 	}
 	if !ok || len(u.Password) == 0 {
-		s.clients.fail(p.IP, now)
-		s.accounts.fail(p.Email, now)
 		return 0, kve.Errorf(kve.KindForbidden, "wrong_password", "the current password is wrong")
 	}
+	tries.forgive(now)
 	if err := checkNewPassword(in.New); err != nil {
 		return 0, err
 	}
@@ -99,4 +99,48 @@ func (s *Service) Logout(ctx context.Context, p Principal) error {
 		return fmt.Errorf("end session: %w", err)
 	}
 	return nil
+}
+
+// Sessions lists the caller's live dashboard sessions, newest first:
+// neither expired nor idle past the limit (the store keeps dead ones until
+// they are cleaned up).
+func (s *Service) Sessions(ctx context.Context, p Principal) ([]kve.Session, error) {
+	list, err := s.store.Sessions(ctx, p.UserID)
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	now := s.now()
+	return slices.DeleteFunc(list, func(ses kve.Session) bool {
+		last := ses.LastSeen
+		if last.IsZero() {
+			last = ses.CreatedAt
+		}
+		return ses.Kind != kve.SessionBrowser || !ses.ExpiresAt.IsZero() && !now.Before(ses.ExpiresAt) ||
+			!now.Before(last.Add(s.idle))
+	}), nil
+}
+
+// LogoutOthers ends every dashboard session of the caller except the one
+// of this request, for "sign out everywhere else" (SECURITY T33); API
+// tokens have their own revoke. It returns how many ended.
+func (s *Service) LogoutOthers(ctx context.Context, p Principal) (int, error) {
+	list, err := s.store.Sessions(ctx, p.UserID)
+	if err != nil {
+		return 0, fmt.Errorf("list sessions: %w", err)
+	}
+	n := 0
+	for _, ses := range list {
+		if ses.Kind != kve.SessionBrowser || ses.ID == p.SessionID {
+			continue
+		}
+		if err := s.store.DeleteSession(ctx, p.UserID, ses.ID); err != nil {
+			if kve.KindOf(err) == kve.KindNotFound { // ended meanwhile
+				continue
+			}
+			return n, fmt.Errorf("end session: %w", err)
+		}
+		n++
+	}
+	s.log.InfoContext(ctx, "other_sessions_ended", "user_id", p.UserID, "ended_sessions", n)
+	return n, nil
 }

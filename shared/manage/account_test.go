@@ -2,6 +2,7 @@ package manage_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -92,4 +93,58 @@ func TestLogout(t *testing.T) {
 	}
 	_, err := tm.Service.Authenticate(t.Context(), kve.SessionAPI, tm.Admin.Token, "192.0.2.2")
 	wantKind(t, err, kve.KindUnauthenticated)
+}
+
+func TestSessionsAndLogoutOthers(t *testing.T) {
+	tm := newTeam(t)
+	ctx := t.Context()
+	login := func() (manage.Principal, kve.Secret) {
+		t.Helper()
+		c, err := tm.Service.Login(ctx, manage.LoginInput{Email: managetest.OwnerEmail, Password: managetest.OwnerPassword}, "192.0.2.1", kve.SessionBrowser)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := tm.Service.Authenticate(ctx, kve.SessionBrowser, c.Value, "192.0.2.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, c.Value
+	}
+	login() // then idle past the limit: no longer listed
+	tm.Clock.Add(31 * time.Minute)
+	here, hereCookie := login()
+	there, thereCookie := login()
+	ids := func() []string {
+		t.Helper()
+		list, err := tm.Service.Sessions(ctx, here)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, s := range list {
+			out = append(out, s.ID)
+		}
+		return out
+	}
+	if diff := cmp.Diff([]string{here.SessionID, there.SessionID}, ids(), cmpSorted()); diff != "" {
+		t.Errorf("live browser sessions (-want +got): no API token, no idle session\n%s", diff)
+	}
+
+	n, err := tm.Service.LogoutOthers(ctx, here)
+	if err != nil || n != 2 {
+		t.Fatalf("LogoutOthers = %d, %v; want the other and the idle session ended", n, err)
+	}
+	if diff := cmp.Diff([]string{here.SessionID}, ids()); diff != "" {
+		t.Errorf("sessions after LogoutOthers (-want +got):\n%s", diff)
+	}
+	if _, err := tm.Service.Authenticate(ctx, kve.SessionBrowser, thereCookie, "192.0.2.1"); kve.KindOf(err) != kve.KindUnauthenticated {
+		t.Errorf("the other browser after LogoutOthers: %v, want signed out", err)
+	}
+	if _, err := tm.Service.Authenticate(ctx, kve.SessionBrowser, hereCookie, "192.0.2.1"); err != nil {
+		t.Errorf("this browser after LogoutOthers: %v", err)
+	}
+	// API tokens stay: they have their own revoke.
+	if _, err := tm.Service.Authenticate(ctx, kve.SessionAPI, tm.Owner.Token, "192.0.2.1"); err != nil {
+		t.Errorf("the owner's API token after LogoutOthers: %v", err)
+	}
 }

@@ -125,6 +125,11 @@ func (s *Service) deliver(ctx context.Context, org kve.Org, p Principal, inv sto
 	return IssuedInvite{Invite: inv, Mailed: true}, nil
 }
 
+// SendsMail reports whether invites go out by mail. Without mail,
+// CreateInvite and ResendInvite answer the link for the inviter to pass
+// on, and the dashboard's invite form says so beforehand.
+func (s *Service) SendsMail() bool { return s.mail != nil }
+
 // Invites lists an organization's open invites, newest first (Owner, Admin).
 func (s *Service) Invites(ctx context.Context, orgRef string, p Principal) ([]store.Invite, error) {
 	m, err := s.Authorize(ctx, orgRef, p, managers...)
@@ -211,22 +216,23 @@ func inviteErr(err error) error {
 // openInvite finds the open invite a code belongs to. Unknown codes count
 // against the client's failures, as wrong passwords do.
 func (s *Service) openInvite(ctx context.Context, code kve.Secret, ip string, now time.Time) (store.Invite, error) {
-	if d := s.clients.wait(ip, now); d > 0 {
+	tries, d := attempt(now, s.clients.of(ip))
+	if d > 0 {
 		return store.Invite{}, rateLimited(d)
 	}
 	v := code.Reveal()
 	if v == "" || len(v) > maxCodeBytes {
-		s.clients.fail(ip, now)
 		return store.Invite{}, errNoInvite
 	}
 	inv, err := s.store.InviteByHash(ctx, s.keyring.Hash(v))
 	if err != nil {
 		if kve.KindOf(err) == kve.KindNotFound {
-			s.clients.fail(ip, now)
 			return store.Invite{}, errNoInvite
 		}
+		tries.forgive(now) // the store failed, not the caller
 		return store.Invite{}, fmt.Errorf("read invite: %w", err)
 	}
+	tries.forgive(now)
 	if !inv.Open(now) {
 		return store.Invite{}, errInviteClosed
 	}
@@ -288,7 +294,8 @@ func (s *Service) AcceptInvite(ctx context.Context, in AcceptInput, p *Principal
 			return Accepted{}, fmt.Errorf("read user: %w", err)
 		}
 	case err == nil:
-		if d := s.accounts.wait(inv.Email, now); d > 0 {
+		tries, d := attempt(now, s.accounts.of(inv.Email), s.clients.of(ip))
+		if d > 0 {
 			return Accepted{}, rateLimited(d)
 		}
 		hash := existing.Password
@@ -302,10 +309,9 @@ func (s *Service) AcceptInvite(ctx context.Context, in AcceptInput, p *Principal
 			}
 		}
 		if !ok || len(existing.Password) == 0 {
-			s.accounts.fail(inv.Email, now)
-			s.clients.fail(ip, now)
 			return Accepted{}, errSignIn
 		}
+		tries.forgive(now)
 		a.User = existing
 	case kve.KindOf(err) == kve.KindNotFound:
 		if a.User, err = s.newUser(ctx, inv.Email, in.Name, in.Password, now); err != nil {

@@ -73,6 +73,9 @@ const newPassword kve.Secret = "new-member-password-FAKE-9"
 
 func TestCreateInviteWithoutMail(t *testing.T) {
 	tm := newTeam(t)
+	if tm.Service.SendsMail() || !tm.withMail(&mailbox{}).SendsMail() {
+		t.Error("SendsMail does not tell whether a mail sender is configured")
+	}
 	in, code := tm.invite(t, " New@Example.com ", kve.RoleDeveloper)
 	if in.Mailed {
 		t.Error("Mailed without a mailer")

@@ -141,6 +141,27 @@ func (s *Service) Keys(ctx context.Context, orgRef string, p Principal) ([]kve.K
 	return ks, nil
 }
 
+// KeyNames lists the names of an organization's keys (every member), for
+// the create-token form. A name is not a secret: the token list shows the
+// key of every token to every member, and creating a token names one. The
+// rest of a key's reference (upstream, last characters, fingerprint, who
+// added it) stays the Owner's, as DESIGN §8 has it.
+func (s *Service) KeyNames(ctx context.Context, orgRef string, p Principal) ([]string, error) {
+	m, err := s.Authorize(ctx, orgRef, p, allMembers...)
+	if err != nil {
+		return nil, err
+	}
+	ks, err := s.store.Keys(ctx, m.Org.ID)
+	if err != nil {
+		return nil, fmt.Errorf("list keys: %w", err)
+	}
+	names := make([]string, len(ks))
+	for i, k := range ks {
+		names[i] = k.Name
+	}
+	return names, nil
+}
+
 // RotateKey stores a new value for a key (Owner only). Every token that uses
 // the key moves to the new version, so the next proxied request uses it.
 func (s *Service) RotateKey(ctx context.Context, orgRef string, p Principal, name string, in RotateInput) (kve.Key, error) {

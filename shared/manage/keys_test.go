@@ -169,6 +169,34 @@ func TestKeysAreOwnerOnly(t *testing.T) {
 	}
 }
 
+func TestKeyNames(t *testing.T) {
+	tm := newTeam(t)
+	if _, err := tm.Service.CreateKey(t.Context(), tm.Org.ID, tm.pOwner, manage.KeyInput{Name: "backup", Provider: "openai", Secret: managetest.OpenAIKey}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		p    manage.Principal
+		want kve.Kind // 0: allowed
+	}{
+		{"owner", tm.pOwner, 0}, {"admin", tm.pAdmin, 0}, {"developer", tm.pDev, 0}, {"outsider", tm.pOutsider, kve.KindNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			names, err := tm.Service.KeyNames(t.Context(), tm.Org.Slug, tc.p)
+			if tc.want != 0 {
+				wantKind(t, err, tc.want)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]string{"backup", "main"}, names); diff != "" {
+				t.Errorf("key names (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestRotateKey(t *testing.T) {
 	tm := newTeam(t)
 	ctx := t.Context()

@@ -112,7 +112,7 @@ func (s *Service) RemoveMember(ctx context.Context, orgRef string, p Principal, 
 	if err != nil {
 		return Offboarding{}, err
 	}
-	revealed, err := s.revealedBy(ctx, m.Org.ID, userID)
+	revealed, _, err := s.trail(ctx, m.Org.ID, userID)
 	if err != nil {
 		return Offboarding{}, err
 	}
@@ -131,14 +131,62 @@ func (s *Service) RemoveMember(ctx context.Context, orgRef string, p Principal, 
 	return Offboarding{Member: r.Member, Revoked: r.Tokens, Sessions: r.Sessions, Revealed: revealed}, nil
 }
 
+// RemovalPlan is what removing a member would take away as things stand,
+// for a confirmation page; RemoveMember's answer tells what it did.
+type RemovalPlan struct {
+	Member   kve.Member
+	Personal []kve.Token // their personal tokens that are not revoked: the removal revokes them
+	Sessions int         // their sessions and API tokens that would end
+	Revealed []kve.Token // live shared tokens they saw: the candidates for rotation
+}
+
+// PlanRemoval tells what RemoveMember would do to a member, changing
+// nothing (Owner). Personal tokens are found the way Revealed are, in the
+// member's audit trail (members create their own personal tokens); the
+// removal itself revokes every personal token the member owns, in the
+// transaction.
+func (s *Service) PlanRemoval(ctx context.Context, orgRef string, p Principal, userID string) (RemovalPlan, error) {
+	m, err := s.Authorize(ctx, orgRef, p, ownerOnly...)
+	if err != nil {
+		return RemovalPlan{}, err
+	}
+	t, err := s.target(ctx, m, userID)
+	if err != nil {
+		return RemovalPlan{}, err
+	}
+	revealed, personal, err := s.trail(ctx, m.Org.ID, userID)
+	if err != nil {
+		return RemovalPlan{}, err
+	}
+	ms, err := s.store.Memberships(ctx, userID)
+	if err != nil {
+		return RemovalPlan{}, fmt.Errorf("list memberships: %w", err)
+	}
+	sessions, err := s.store.Sessions(ctx, userID)
+	if err != nil {
+		return RemovalPlan{}, fmt.Errorf("list sessions: %w", err)
+	}
+	// As the store's removal: sessions limited to the organization end, and
+	// all of them when it is the member's last one.
+	now, n := s.now(), 0
+	for _, ses := range sessions {
+		live := ses.ExpiresAt.IsZero() || now.Before(ses.ExpiresAt)
+		if live && (len(ms) <= 1 || ses.OrgID == m.Org.ID) {
+			n++
+		}
+	}
+	return RemovalPlan{Member: t, Personal: personal, Sessions: n, Revealed: revealed}, nil
+}
+
 // revealScan bounds how much of a member's audit trail offboarding reads.
 const revealScan = 20
 
-// revealedBy returns the organization's live shared tokens whose value
-// userID saw: those they revealed (token.reveal, also written for each value
-// of a .env file) or created (the creation answer carries the value),
-// newest first.
-func (s *Service) revealedBy(ctx context.Context, orgID, userID string) ([]kve.Token, error) {
+// trail reads a member's audit trail in an organization: the live shared
+// tokens whose value userID saw — those they revealed (token.reveal, also
+// written for each value of a .env file) or created (the creation answer
+// carries the value) — and the personal tokens of theirs that are not
+// revoked.
+func (s *Service) trail(ctx context.Context, orgID, userID string) (revealed, personal []kve.Token, err error) {
 	seen := map[string]bool{}
 	var order []string
 	for _, action := range []string{"token.reveal", "token.create"} {
@@ -146,7 +194,7 @@ func (s *Service) revealedBy(ctx context.Context, orgID, userID string) ([]kve.T
 		for range revealScan {
 			page, err := s.store.Events(ctx, orgID, f)
 			if err != nil {
-				return nil, fmt.Errorf("read audit log: %w", err)
+				return nil, nil, fmt.Errorf("read audit log: %w", err)
 			}
 			for _, ev := range page.Items {
 				if !seen[ev.Target] {
@@ -160,18 +208,23 @@ func (s *Service) revealedBy(ctx context.Context, orgID, userID string) ([]kve.T
 			f.Cursor = page.Next
 		}
 	}
-	out := []kve.Token{}
+	revealed, personal = []kve.Token{}, []kve.Token{}
 	for _, id := range order {
 		t, err := s.store.Token(ctx, orgID, id)
 		if kve.KindOf(err) == kve.KindNotFound {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read token: %w", err)
+			return nil, nil, fmt.Errorf("read token: %w", err)
 		}
-		if t.Kind == kve.TokenShared && !t.Revoked() {
-			out = append(out, t)
+		t.Sealed = nil
+		switch {
+		case t.Revoked():
+		case t.Kind == kve.TokenShared:
+			revealed = append(revealed, t)
+		case t.OwnerID == userID:
+			personal = append(personal, t)
 		}
 	}
-	return out, nil
+	return revealed, personal, nil
 }

@@ -151,6 +151,78 @@ func TestRemoveMember(t *testing.T) {
 	wantKind(t, err, kve.KindNotFound)
 }
 
+// TestPlanRemoval checks the confirmation's forecast against what the
+// removal then does, and that the forecast itself changes nothing.
+func TestPlanRemoval(t *testing.T) {
+	tm := newTeam(t)
+	ctx := t.Context()
+	toks := tm.tokens(t)
+	if _, err := tm.Service.RevealToken(ctx, tm.Org.ID, tm.pDev, toks.shared.Token.ID); err != nil {
+		t.Fatal(err)
+	}
+	tm.AddToken(t, tm.Dev.ID) // a second API token: two credentials end
+	names := func(ts []kve.Token) []string {
+		out := []string{}
+		for _, tok := range ts {
+			out = append(out, tok.Name)
+		}
+		return out
+	}
+
+	plan, err := tm.Service.PlanRemoval(ctx, tm.Org.Slug, tm.pOwner, tm.Dev.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Member.UserID != tm.Dev.ID || plan.Sessions != 2 {
+		t.Errorf("plan = member %s, %d sessions; want the developer and 2", plan.Member.UserID, plan.Sessions)
+	}
+	if diff := cmp.Diff([]string{"dev's"}, names(plan.Personal)); diff != "" {
+		t.Errorf("personal tokens to revoke (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"shared"}, names(plan.Revealed)); diff != "" {
+		t.Errorf("shared tokens seen (-want +got):\n%s", diff)
+	}
+	for _, tok := range append(plan.Personal, plan.Revealed...) {
+		if tok.Sealed != nil {
+			t.Errorf("the plan carries the sealed value of %s", tok.Name)
+		}
+	}
+	if got, err := tm.Store.TokenByHash(ctx, toks.devPersonal.Token.Hash); err != nil || got.Revoked() {
+		t.Fatalf("planning revoked the personal token (%v)", err)
+	}
+	if _, err := tm.Service.Authenticate(ctx, kve.SessionAPI, tm.Dev.Token, "192.0.2.3"); err != nil {
+		t.Fatalf("planning ended a session: %v", err)
+	}
+	if n := len(tm.events(t, "member.remove")); n != 0 {
+		t.Fatalf("planning recorded %d removals", n)
+	}
+
+	o, err := tm.Service.RemoveMember(ctx, tm.Org.Slug, tm.pOwner, tm.Dev.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Sessions != plan.Sessions || !slices.Equal(o.Revoked, []string{plan.Personal[0].ID}) ||
+		!slices.Equal(names(o.Revealed), names(plan.Revealed)) {
+		t.Errorf("removal %+v differs from its plan %+v", o, plan)
+	}
+
+	for _, tc := range []struct {
+		name   string
+		p      manage.Principal
+		userID string
+		want   kve.Kind
+	}{
+		{"an admin", tm.pAdmin, tm.Dev2.ID, kve.KindForbidden},
+		{"an outsider", tm.pOutsider, tm.Dev2.ID, kve.KindNotFound},
+		{"a former member", tm.pOwner, tm.Dev.ID, kve.KindNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tm.Service.PlanRemoval(ctx, tm.Org.Slug, tc.p, tc.userID)
+			wantKind(t, err, tc.want)
+		})
+	}
+}
+
 // TestRemovedMemberOfAnotherOrg keeps their credential, which no longer
 // opens the organization they left: it is 404 there on the next request.
 func TestRemovedMemberOfAnotherOrg(t *testing.T) {

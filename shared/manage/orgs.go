@@ -168,6 +168,7 @@ func (s *Service) DeleteOrg(ctx context.Context, orgRef string, p Principal) (st
 		}
 		return store.Deletion{}, fmt.Errorf("delete org: %w", err)
 	}
+	s.unsubscribeAll(context.WithoutCancel(ctx), m.Org.ID) // its alert endpoints hear nothing more
 	s.log.InfoContext(ctx, "org_deleted", "org_id", m.Org.ID, "revoked_tokens", len(d.Tokens), "keys", len(d.Keys))
 	return d, nil
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keyvault-edge/kve/shared/alerts"
 	"github.com/keyvault-edge/kve/shared/kve"
 	"github.com/keyvault-edge/kve/shared/mail"
 	"github.com/keyvault-edge/kve/shared/secrets"
@@ -47,6 +48,12 @@ type Config struct {
 	APITokenTTL time.Duration // absolute lifetime of a kvm_ token, default 90 days
 	SessionIdle time.Duration // browser session idle limit, default 30 minutes
 	SessionMax  time.Duration // browser session absolute limit, default 12 hours
+
+	// Breach alerts (alerts.go): ScanningKeys verify secret-scanning
+	// reports (nil: the endpoint refuses them); LeakSuspendEnvs are the
+	// environments whose tokens a reported leak suspends (nil: stg, prd).
+	ScanningKeys    *alerts.ScanningKeys
+	LeakSuspendEnvs []kve.Env
 }
 
 // Deps are the backends a Service works on.
@@ -57,6 +64,9 @@ type Deps struct {
 	// Mail sends invites; nil means no mail is configured, and the inviter
 	// gets the invite link in the answer to pass on.
 	Mail mail.Sender
+	// Alerts is the breach alert channel (SNS, or local mode's delivery);
+	// nil: no subscriptions or test alerts, incidents are still recorded.
+	Alerts alerts.Channel
 }
 
 // Service performs management operations. It is safe for concurrent use.
@@ -79,6 +89,11 @@ type Service struct {
 	hasher   *hasher
 	accounts *throttle // failed sign-ins per account
 	clients  *throttle // failed sign-ins and setup codes per client IP
+
+	alerts      alerts.Channel
+	responder   *alerts.Responder
+	scanning    *alerts.ScanningKeys
+	leakSuspend map[kve.Env]bool
 }
 
 // Invite lifetimes (SECURITY G19).
@@ -121,6 +136,7 @@ func New(cfg Config, deps Deps) *Service {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.initAlerts(cfg, deps)
 	return s
 }
 

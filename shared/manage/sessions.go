@@ -65,7 +65,8 @@ var (
 // works once: the code is useless afterwards (KindConflict).
 func (s *Service) Setup(ctx context.Context, in SetupInput, ip string) (kve.User, Credential, error) {
 	now := s.now()
-	if d := s.clients.wait(ip, now); d > 0 {
+	tries, d := attempt(now, s.clients.of(ip))
+	if d > 0 {
 		return kve.User{}, Credential{}, rateLimited(d)
 	}
 	done, err := s.store.SetupDone(ctx)
@@ -86,9 +87,9 @@ func (s *Service) Setup(ctx context.Context, in SetupInput, ip string) (kve.User
 	// lengths.
 	want, got := sha256.Sum256([]byte(code.Reveal())), sha256.Sum256([]byte(in.Code.Reveal()))
 	if code == "" || subtle.ConstantTimeCompare(want[:], got[:]) != 1 {
-		s.clients.fail(ip, now)
 		return kve.User{}, Credential{}, kve.Errorf(kve.KindUnauthenticated, "invalid_setup_code", "the setup code is wrong")
 	}
+	tries.forgive(now)
 	u, err := s.newUser(ctx, in.Email, in.Name, in.Password, now)
 	if err != nil {
 		return kve.User{}, Credential{}, err
@@ -105,6 +106,16 @@ func (s *Service) Setup(ctx context.Context, in SetupInput, ip string) (kve.User
 }
 
 var errSetupDone = kve.Errorf(kve.KindConflict, "setup_done", "setup is already done")
+
+// SetupDone reports whether the first user exists: before, the dashboard
+// sends visitors to its setup page rather than to a login nobody can pass.
+func (s *Service) SetupDone(ctx context.Context) (bool, error) {
+	done, err := s.store.SetupDone(ctx)
+	if err != nil {
+		return false, fmt.Errorf("check setup: %w", err)
+	}
+	return done, nil
+}
 
 // newUser validates and builds a user with a hashed password.
 func (s *Service) newUser(ctx context.Context, email, name string, password kve.Secret, now time.Time) (kve.User, error) {
@@ -133,14 +144,11 @@ func (s *Service) newUser(ctx context.Context, email, name string, password kve.
 func (s *Service) Login(ctx context.Context, in LoginInput, ip string, kind kve.SessionKind) (Credential, error) {
 	now := s.now()
 	email := kve.CanonicalEmail(in.Email)
-	if d := max(s.clients.wait(ip, now), s.accounts.wait(email, now)); d > 0 {
+	tries, d := attempt(now, s.clients.of(ip), s.accounts.of(email))
+	if d > 0 {
 		return Credential{}, rateLimited(d)
 	}
-	fail := func() (Credential, error) {
-		s.clients.fail(ip, now)
-		s.accounts.fail(email, now)
-		return Credential{}, errSignIn
-	}
+	fail := func() (Credential, error) { return Credential{}, errSignIn } // the attempts stand
 	if email == "" || len(in.Password) > maxPasswordBytes {
 		return fail()
 	}
@@ -160,6 +168,7 @@ func (s *Service) Login(ctx context.Context, in LoginInput, ip string, kind kve.
 	if !ok || !known {
 		return fail()
 	}
+	tries.forgive(now)
 	c := s.newCredential(u.ID, kind, "login", now)
 	if err := s.store.CreateSession(ctx, c.Session); err != nil {
 		return Credential{}, fmt.Errorf("create session: %w", err)

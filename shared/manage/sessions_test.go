@@ -1,7 +1,10 @@
 package manage_test
 
 import (
+	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,6 +76,17 @@ func TestSetup(t *testing.T) {
 			t.Errorf("message = %q", got)
 		}
 	})
+}
+
+func TestSetupDone(t *testing.T) {
+	e := managetest.New(t)
+	if done, err := e.Service.SetupDone(t.Context()); err != nil || done {
+		t.Fatalf("SetupDone on a fresh install = %v, %v; want false", done, err)
+	}
+	e.Setup(t)
+	if done, err := e.Service.SetupDone(t.Context()); err != nil || !done {
+		t.Errorf("SetupDone after setup = %v, %v; want true", done, err)
+	}
 }
 
 func TestSetupNotConfigured(t *testing.T) {
@@ -253,4 +267,42 @@ func TestAuthenticate(t *testing.T) {
 		e.Clock.Add(24 * time.Hour)
 		wantKind(t, auth(kve.SessionAPI, v), kve.KindUnauthenticated)
 	})
+}
+
+// TestLoginThrottleHoldsUnderConcurrency (SECURITY T34): 200 parallel
+// wrong logins for one account get at most the account's 10 attempts; the
+// rest are refused before any password is checked.
+func TestLoginThrottleHoldsUnderConcurrency(t *testing.T) {
+	e := managetest.New(t)
+	e.Setup(t)
+	ctx := t.Context()
+	wrong := manage.LoginInput{Email: "owner@example.com", Password: "owner-password-FAKE-2"}
+	var wg sync.WaitGroup
+	var checked, limited atomic.Int64
+	for i := range 200 {
+		wg.Go(func() {
+			_, err := e.Service.Login(ctx, wrong, fmt.Sprintf("198.51.100.%d", i%250), kve.SessionAPI)
+			switch kve.KindOf(err) {
+			case kve.KindUnauthenticated:
+				checked.Add(1)
+			case kve.KindRateLimited:
+				limited.Add(1)
+			default:
+				t.Errorf("login: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if checked.Load() > 10 || checked.Load()+limited.Load() != 200 {
+		t.Errorf("%d passwords checked, %d throttled: want at most 10 checked", checked.Load(), limited.Load())
+	}
+	// A success gives its attempt back.
+	e2 := managetest.New(t)
+	e2.Setup(t)
+	right := manage.LoginInput{Email: "owner@example.com", Password: managetest.OwnerPassword}
+	for i := range 20 {
+		if _, err := e2.Service.Login(ctx, right, "192.0.2.70", kve.SessionAPI); err != nil {
+			t.Fatalf("successful login %d throttled: %v", i+1, err)
+		}
+	}
 }

@@ -3,7 +3,6 @@ package manage
 import (
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 
@@ -32,23 +31,13 @@ func newThrottle(n int, window time.Duration) *throttle {
 	return &throttle{limit: rate.Limit(float64(n) / window.Seconds()), burst: n, m: map[string]*rate.Limiter{}}
 }
 
-// wait returns how long key must wait before its next attempt; 0 means now.
-func (t *throttle) wait(key string, now time.Time) time.Duration {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	l, ok := t.m[key]
-	if !ok {
-		return 0
-	}
-	tokens := l.TokensAt(now)
-	if tokens >= 1 {
-		return 0
-	}
-	return time.Duration(math.Ceil((1 - tokens) / float64(t.limit) * float64(time.Second)))
-}
-
-// fail records a failed attempt by key.
-func (t *throttle) fail(key string, now time.Time) {
+// take reserves one attempt by key at now, counted as a failure unless it
+// is given back (tries.forgive) when the attempt succeeds. Reserving before
+// the attempt, not recording after it, is what holds under concurrency: 200
+// parallel guesses cannot all pass a check made before any of them failed
+// (SECURITY T34). When no attempt is left it reserves nothing and says how
+// long to wait.
+func (t *throttle) take(key string, now time.Time) (*rate.Reservation, time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	l, ok := t.m[key]
@@ -59,8 +48,50 @@ func (t *throttle) fail(key string, now time.Time) {
 		l = rate.NewLimiter(t.limit, t.burst)
 		t.m[key] = l
 	}
-	l.AllowN(now, 1)
+	r := l.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return nil, d
+	}
+	return r, 0
 }
+
+// tries are the attempts one request reserved.
+type tries []*rate.Reservation
+
+// forgive gives the attempts back: the request succeeded.
+func (ts tries) forgive(now time.Time) {
+	for _, r := range ts {
+		r.CancelAt(now)
+	}
+}
+
+// attempt reserves one attempt per (throttle, key) pair. If any pair has
+// none left, the others are given back and the longest wait is returned.
+func attempt(now time.Time, pairs ...keyed) (tries, time.Duration) {
+	var ts tries
+	var wait time.Duration
+	for _, p := range pairs {
+		r, d := p.t.take(p.key, now)
+		if r != nil {
+			ts = append(ts, r)
+		}
+		wait = max(wait, d)
+	}
+	if wait > 0 {
+		ts.forgive(now)
+		return nil, wait
+	}
+	return ts, 0
+}
+
+// keyed pairs a throttle with the key it counts.
+type keyed struct {
+	t   *throttle
+	key string
+}
+
+func (t *throttle) of(key string) keyed { return keyed{t, key} }
 
 func (t *throttle) prune(now time.Time) {
 	for k, l := range t.m {

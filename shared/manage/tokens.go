@@ -24,6 +24,16 @@ type TokenInput struct {
 	RPM         *int     `json:"rpm"`
 	BudgetUSD   *float64 `json:"budget_usd"` // per UTC day
 	ExpiresIn   string   `json:"expires_in"` // "30d", "12h"; empty: the dev cap, or never
+	// Limits beyond the policy (see TokenLimits): model tokens per minute
+	// and a budget per UTC month; nil or 0 is none.
+	TPM            *int     `json:"tpm"`
+	BudgetMonthUSD *float64 `json:"budget_month_usd"`
+
+	// Breach alerts (nil: the default): Alerts publishes the token's
+	// incidents, on by default for prd; AutoSuspend lets kve suspend it on
+	// a breach, on by default and never off for a Developer's token.
+	Alerts      *bool `json:"alerts"`
+	AutoSuspend *bool `json:"auto_suspend"`
 }
 
 // TokenPatch changes a token's policy; nil fields stay as they are. It has no
@@ -37,6 +47,15 @@ type TokenPatch struct {
 	RPM         *int      `json:"rpm"`
 	BudgetUSD   *float64  `json:"budget_usd"`
 	ExpiresIn   *string   `json:"expires_in"` // from now
+	// Limits beyond the policy, as in TokenInput.
+	TPM            *int     `json:"tpm"`
+	BudgetMonthUSD *float64 `json:"budget_month_usd"`
+
+	// Breach alerts, as in TokenInput; Suspended true suspends the token
+	// now, false resumes one kve (or a manager) suspended.
+	Alerts      *bool `json:"alerts"`
+	AutoSuspend *bool `json:"auto_suspend"`
+	Suspended   *bool `json:"suspended"`
 }
 
 // TokenQuery narrows a token list.
@@ -94,6 +113,10 @@ func (s *Service) CreateToken(ctx context.Context, orgRef string, p Principal, i
 	if err := setLimits(&pol, in.RPM, in.BudgetUSD); err != nil {
 		return IssuedToken{}, err
 	}
+	extra, err := extraLimits(store.Limits{}, in.TPM, in.BudgetMonthUSD)
+	if err != nil {
+		return IssuedToken{}, err
+	}
 	ttl, err := parseTTL(in.ExpiresIn)
 	if err != nil {
 		return IssuedToken{}, err
@@ -137,11 +160,21 @@ func (s *Service) CreateToken(ctx context.Context, orgRef string, p Principal, i
 		Key: key.Ref(), Policy: pol, CreatedBy: p.UserID, CreatedAt: now.UTC(), UpdatedAt: now.UTC(),
 	}
 	t.Sealed = s.keyring.Seal([]byte(value.Reveal()), t.ID)
+	if t.Alerts, t.AutoSuspend, err = tokenAlerting(env, developer, in.Alerts, in.AutoSuspend); err != nil {
+		return IssuedToken{}, err
+	}
 	if ttl > 0 {
 		t.ExpiresAt = now.UTC().Add(ttl)
 	}
 	ev := p.Event(orgID, "token.create", t.ID, now).
 		With("name", t.Name).With("kind", string(kind)).With("env", string(env)).With("key", key.Name)
+	// Limits beyond the policy are written first, so that no request can
+	// use the token without them.
+	if extra != (store.Limits{}) {
+		if err := s.setExtraLimits(ctx, orgID, t.ID, p, extra); err != nil {
+			return IssuedToken{}, err
+		}
+	}
 	if err := s.store.CreateToken(ctx, t, ev); err != nil {
 		return IssuedToken{}, fmt.Errorf("create token: %w", err)
 	}
@@ -199,6 +232,19 @@ func (s *Service) RevealToken(ctx context.Context, orgRef string, p Principal, i
 
 var errRevoked = kve.Errorf(kve.KindGone, "token_revoked", "the token is revoked")
 
+// Token reads one token the caller may see (the visibility of Tokens),
+// without its value and without an audit event: for pages that name a
+// token, such as a revoke confirmation. Its sealed value is dropped, so
+// only RevealToken ever opens one.
+func (s *Service) Token(ctx context.Context, orgRef string, p Principal, id string) (kve.Token, error) {
+	_, t, err := s.visibleToken(ctx, orgRef, p, id)
+	if err != nil {
+		return kve.Token{}, err
+	}
+	t.Sealed = nil
+	return t, nil
+}
+
 // visibleToken reads a token the caller may see; others are KindNotFound.
 func (s *Service) visibleToken(ctx context.Context, orgRef string, p Principal, id string) (kve.Membership, kve.Token, error) {
 	m, err := s.Authorize(ctx, orgRef, p, allMembers...)
@@ -245,6 +291,8 @@ func (s *Service) UpdateToken(ctx context.Context, orgRef string, p Principal, i
 		{"origins", in.Origins != nil}, {"ips", in.IPs != nil}, {"paths", in.Paths != nil},
 		{"allow_server", in.AllowServer != nil}, {"rpm", in.RPM != nil},
 		{"budget_usd", in.BudgetUSD != nil}, {"expires_in", in.ExpiresIn != nil},
+		{"tpm", in.TPM != nil}, {"budget_month_usd", in.BudgetMonthUSD != nil},
+		{"alerts", in.Alerts != nil}, {"auto_suspend", in.AutoSuspend != nil}, {"suspended", in.Suspended != nil},
 	} {
 		if f.set {
 			changed = append(changed, f.name)
@@ -256,6 +304,9 @@ func (s *Service) UpdateToken(ctx context.Context, orgRef string, p Principal, i
 	var limits kve.Policy
 	if err := setLimits(&limits, in.RPM, in.BudgetUSD); err != nil {
 		return kve.Token{}, err
+	}
+	if in.TPM != nil || in.BudgetMonthUSD != nil {
+		return s.updateExtraLimits(ctx, m.Org.ID, p, id, in)
 	}
 	var ttl time.Duration
 	if in.ExpiresIn != nil {
@@ -296,6 +347,7 @@ func (s *Service) UpdateToken(ctx context.Context, orgRef string, p Principal, i
 			}
 			t.ExpiresAt = now.UTC().Add(ttl)
 		}
+		applyAlerting(t, in, now)
 		if len(t.Policy.Origins) == 0 && !t.Policy.AllowServer {
 			return errUnusable
 		}

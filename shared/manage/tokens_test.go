@@ -54,6 +54,7 @@ func TestCreateToken(t *testing.T) {
 		},
 		CreatedBy: tm.Admin.ID, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(90 * 24 * time.Hour),
 		Version: stored.Version, Spend: stored.Spend, // the store's own bookkeeping
+		Alerts: true, AutoSuspend: true, // a prd token's breach alert defaults
 	}
 	if diff := cmp.Diff(want, stored, comparePrefixes); diff != "" {
 		t.Errorf("stored token (-want +got):\n%s", diff)
@@ -308,6 +309,43 @@ func TestRevealTokenIsAudited(t *testing.T) {
 	tm.Service.RevealToken(t.Context(), tm.Org.ID, tm.pDev, toks.dev2Personal.Token.ID)
 	if n := len(tm.events(t, "token.reveal")); n != 1 {
 		t.Errorf("%d reveal events, want 1", n)
+	}
+}
+
+func TestTokenReadsWithoutRevealing(t *testing.T) {
+	tm := newTeam(t)
+	toks := tm.tokens(t)
+	for _, tc := range []struct {
+		name string
+		p    manage.Principal
+		tok  kve.Token
+		want kve.Kind // 0: readable
+	}{
+		{"owner reads a developer's personal token", tm.pOwner, toks.devPersonal.Token, 0},
+		{"developer reads a shared token", tm.pDev, toks.shared.Token, 0},
+		{"developer reads their own", tm.pDev, toks.devPersonal.Token, 0},
+		{"developer reads another's personal token", tm.pDev, toks.dev2Personal.Token, kve.KindNotFound},
+		{"outsider", tm.pOutsider, toks.shared.Token, kve.KindNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tm.Service.Token(t.Context(), tm.Org.Slug, tc.p, tc.tok.ID)
+			if tc.want != 0 {
+				wantKind(t, err, tc.want)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.ID != tc.tok.ID || got.Name != tc.tok.Name || got.Hint != tc.tok.Hint {
+				t.Errorf("Token = %s %q, want %s %q", got.ID, got.Name, tc.tok.ID, tc.tok.Name)
+			}
+			if got.Sealed != nil {
+				t.Error("Token answers the sealed value")
+			}
+		})
+	}
+	if n := len(tm.events(t, "token.reveal")); n != 0 {
+		t.Errorf("%d reveal events after reads, want none", n)
 	}
 }
 

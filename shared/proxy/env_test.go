@@ -80,14 +80,16 @@ func (m *memKeys) Value(_ context.Context, name, version string) (kve.Secret, er
 
 // recorder collects usage records.
 type recorder struct {
-	mu   sync.Mutex
-	recs []kve.Usage
-	got  chan struct{}
+	mu     sync.Mutex
+	recs   []kve.Usage
+	grants []*Grant // each record's, nil when not admitted by a Meter
+	got    chan struct{}
 }
 
-func (r *recorder) Record(_ context.Context, u *kve.Usage) {
+func (r *recorder) Record(ctx context.Context, u *kve.Usage) {
 	r.mu.Lock()
 	r.recs = append(r.recs, *u)
+	r.grants = append(r.grants, GrantOf(ctx))
 	r.mu.Unlock()
 	select {
 	case r.got <- struct{}{}:
@@ -171,6 +173,7 @@ type env struct {
 	now     time.Time
 	cfg     Config
 	limiter Limiter
+	meter   Meter
 }
 
 type envOption func(*env)
@@ -195,7 +198,7 @@ func newEnv(t *testing.T, handle http.HandlerFunc, opts ...envOption) *env {
 		o(e)
 	}
 	e.cfg.Now = func() time.Time { return e.now }
-	e.h = New(e.cfg, Deps{Tokens: e.tokens, Keys: e.keys, Hash: hashValue, Limiter: e.limiter, Recorder: e.rec})
+	e.h = New(e.cfg, Deps{Tokens: e.tokens, Keys: e.keys, Hash: hashValue, Limiter: e.limiter, Recorder: e.rec, Meter: e.meter})
 	e.srv = httptest.NewServer(e.h)
 	t.Cleanup(e.srv.Close)
 	return e

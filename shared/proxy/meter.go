@@ -187,6 +187,7 @@ type usageDoc struct {
 	ModelVersion  string        `json:"modelVersion"`
 	Usage         *usageFields  `json:"usage"`
 	Message       *usageDocMsg  `json:"message"`
+	Response      *usageDocMsg  `json:"response"` // OpenAI Responses API events
 	UsageMetadata *geminiUsage  `json:"usageMetadata"`
 	Choices       []choiceDelta `json:"choices"`
 	Delta         *struct {
@@ -208,10 +209,16 @@ type usageFields struct {
 	CompletionTokensDetails *struct {
 		ReasoningTokens int64 `json:"reasoning_tokens"`
 	} `json:"completion_tokens_details"`
-	// Anthropic
+	// Anthropic, and OpenAI's Responses API (which has the details)
 	InputTokens          int64 `json:"input_tokens"`
 	OutputTokens         int64 `json:"output_tokens"`
 	CacheReadInputTokens int64 `json:"cache_read_input_tokens"`
+	InputTokensDetails   *struct {
+		CachedTokens int64 `json:"cached_tokens"`
+	} `json:"input_tokens_details"`
+	OutputTokensDetails *struct {
+		ReasoningTokens int64 `json:"reasoning_tokens"`
+	} `json:"output_tokens_details"`
 }
 
 type geminiUsage struct {
@@ -231,6 +238,9 @@ type choiceDelta struct {
 // running totals, so later values replace earlier ones; OpenAI reports once.
 func (m *meter) apply(d *usageDoc) {
 	u := m.u
+	if d.Response != nil && d.Message == nil {
+		d.Message = d.Response // the same shape: the model and its usage
+	}
 	if d.Model != "" || d.ModelVersion != "" || d.Message != nil && d.Message.Model != "" {
 		m.modelSeen = true
 	}
@@ -278,6 +288,16 @@ func (m *meter) applyFields(f *usageFields) {
 		}
 		if f.CompletionTokensDetails != nil {
 			u.ReasoningTokens = f.CompletionTokensDetails.ReasoningTokens
+		}
+	case f.InputTokensDetails != nil || f.OutputTokensDetails != nil:
+		// OpenAI's Responses API: input tokens include the cached ones.
+		m.found = true
+		u.PromptTokens, u.CompletionTokens = f.InputTokens, f.OutputTokens
+		if f.InputTokensDetails != nil {
+			u.CachedTokens = f.InputTokensDetails.CachedTokens
+		}
+		if f.OutputTokensDetails != nil {
+			u.ReasoningTokens = f.OutputTokensDetails.ReasoningTokens
 		}
 	case f.InputTokens > 0 || f.OutputTokens > 0:
 		m.found = true

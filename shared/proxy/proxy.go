@@ -43,7 +43,8 @@ type Limiter interface {
 // Recorder receives the usage record of every request whose token is known,
 // served or refused, once the response is complete. Record must not block
 // for long: the Lambda implementation writes before the invocation ends, the
-// local one queues.
+// local one queues. The record of a request the Meter admitted comes with
+// its Grant in ctx (GrantOf), which the recorder settles.
 type Recorder interface {
 	Record(ctx context.Context, u *kve.Usage)
 }
@@ -72,6 +73,10 @@ type Deps struct {
 	Hash     func(value string) []byte // the keyring's HMAC
 	Limiter  Limiter                   // nil: no rate limits
 	Recorder Recorder                  // nil: nothing recorded
+	// Meter admits requests against tokens per minute and every budget,
+	// holding each one's cost until it is recorded. nil: the daily budget
+	// is checked against the spend the token lookup read.
+	Meter Meter
 }
 
 // Handler is the proxy as an http.Handler.
@@ -136,9 +141,17 @@ type call struct {
 	sent     time.Time
 	failed   code // set when the upstream exchange failed
 	upstream *url.URL
+
+	ask       Ask    // what the request asks for, for the Meter
+	grant     *Grant // what the Meter admitted; nil without one
+	remaining int64  // micro-USD of budget left, for X-Kve-Budget-Remaining; -1: unknown
 }
 
 type callKey struct{}
+
+// maxUserAgent bounds the User-Agent kept in a usage record, which breach
+// incidents sample (SECURITY T37).
+const maxUserAgent = 200
 
 var (
 	errStreamIdle = errors.New("upstream stream idle")
@@ -152,8 +165,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		At:        start.UTC(),
 		Method:    r.Method,
 		ClientIP:  clientIP(r).String(),
+		UserAgent: kve.Truncate(r.UserAgent(), maxUserAgent),
 	}}
 	w.Header().Set("X-Request-Id", c.usage.RequestID)
+	c.remaining = -1
 
 	rt, ok := parseRoute(r.Host, r.URL.EscapedPath(), h.domain)
 	if !ok {
@@ -183,6 +198,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, h.maxBody)
 	if d := inspectRequest(r, c); d != nil {
+		h.refuse(w, r, c, *d)
+		return
+	}
+	if d := h.admit(r, c); d != nil {
 		h.refuse(w, r, c, *d)
 		return
 	}
@@ -230,6 +249,10 @@ func (h *Handler) authorize(r *http.Request, c *call, path string, now time.Time
 		return &denial{code: codeInvalidToken, reason: "revoked"}
 	case tok.Expired(now):
 		return &denial{code: codeInvalidToken, reason: "expired"}
+	case tok.Suspended():
+		// A suspended token (a breach alert, or a manager) answers like
+		// a revoked one: no oracle of why.
+		return &denial{code: codeInvalidToken, reason: "suspended"}
 	}
 	if tok.Key.Provider != c.route.provider.Name {
 		if kve.IsBuiltinProvider(c.route.provider.Name) {
@@ -266,7 +289,7 @@ func (h *Handler) authorize(r *http.Request, c *call, path string, now time.Time
 			return &denial{code: codeRateLimited, reason: "rate", retryAfter: wait}
 		}
 	}
-	if b := tok.Policy.BudgetMicro; b > 0 && tok.Spend.Today(now) >= b {
+	if b := tok.Policy.BudgetMicro; b > 0 && h.deps.Meter == nil && tok.Spend.Today(now) >= b {
 		return &denial{code: codeBudget, reason: "budget", retryAfter: untilTomorrow(now)}
 	}
 	key, err := h.deps.Keys.Value(r.Context(), tok.Key.Secret, tok.Key.Version)
@@ -290,6 +313,7 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, c *call, d deni
 	if c.origin != "" {
 		allowOrigin(w.Header(), c.origin)
 	}
+	c.setRemaining(w.Header())
 	writeError(w, d)
 	c.usage.Status = errorStatus[d.code]
 	c.usage.Reason = d.reason
@@ -314,7 +338,11 @@ func (h *Handler) finish(c *call, start time.Time) {
 	}
 	u.Duration = h.now().Sub(start)
 	if h.deps.Recorder != nil {
-		h.deps.Recorder.Record(context.Background(), u)
+		ctx := context.Background()
+		if c.grant != nil {
+			ctx = WithGrant(ctx, c.grant)
+		}
+		h.deps.Recorder.Record(ctx, u)
 	}
 	h.log.Info("proxied", "request_id", u.RequestID, "org_id", u.OrgID, "token_id", u.TokenID,
 		"provider", u.Provider, "method", u.Method, "path", u.Path, "status", u.Status,
@@ -367,6 +395,7 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 	if c.origin != "" {
 		allowOrigin(res.Header, c.origin)
 	}
+	c.setRemaining(res.Header) // replaces any the upstream sent
 	redactHeaders(res.Header, c.key)
 	if res.StatusCode >= 400 {
 		if err := redactBody(res, c.key); err != nil {
@@ -435,6 +464,7 @@ func (h *Handler) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	if c.origin != "" {
 		allowOrigin(w.Header(), c.origin)
 	}
+	c.setRemaining(w.Header())
 	writeError(w, d)
 }
 

@@ -231,6 +231,8 @@ func TestRefusals(t *testing.T) {
 		}, "POST", "/openai/v1/chat/completions", bearerHeader, 429, "budget_exceeded", "budget"},
 		{"reserved name", "openai", nil, "POST", "/api/v1/chat/completions", bearerHeader, 404, "unknown_provider", ""},
 		{"dot segments", "openai", nil, "POST", "/openai/v1/%2e%2e/%2e%2e/admin", bearerHeader, 400, "invalid_request", ""},
+		{"dot-dot-semicolon", "openai", nil, "POST", "/openai/v1/models/..;/admin", bearerHeader, 400, "invalid_request", ""},
+		{"backslash", "openai", nil, "POST", "/openai/v1/models/%5c..%5cadmin", bearerHeader, 400, "invalid_request", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

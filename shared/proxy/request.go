@@ -57,9 +57,25 @@ func inspectRequest(r *http.Request, c *call) *denial {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	var req struct {
 		Model string `json:"model"`
+		// The most the request lets the model write, for the Meter's
+		// reservation: names of OpenAI, Anthropic and Gemini.
+		MaxTokens           int64 `json:"max_tokens"`
+		MaxCompletionTokens int64 `json:"max_completion_tokens"`
+		MaxOutputTokens     int64 `json:"max_output_tokens"`
+		GenerationConfig    *struct {
+			MaxOutputTokens int64 `json:"maxOutputTokens"`
+		} `json:"generationConfig"`
 	}
-	if json.Unmarshal(body, &req) == nil && c.usage.Model == "" {
-		c.usage.Model = kve.Truncate(req.Model, 100)
+	// A field of an unexpected type leaves that field alone, not the others.
+	var wrongType *json.UnmarshalTypeError
+	if err := json.Unmarshal(body, &req); err == nil || errors.As(err, &wrongType) {
+		if c.usage.Model == "" {
+			c.usage.Model = kve.Truncate(req.Model, 100)
+		}
+		c.ask.MaxOutputTokens = max(req.MaxTokens, req.MaxCompletionTokens, req.MaxOutputTokens)
+		if g := req.GenerationConfig; g != nil {
+			c.ask.MaxOutputTokens = max(c.ask.MaxOutputTokens, g.MaxOutputTokens)
+		}
 	}
 	return nil
 }

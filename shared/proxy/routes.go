@@ -45,15 +45,17 @@ func parseRoute(host, escapedPath, domain string) (route, bool) {
 
 // cleanPath reports whether a decoded request path is safe to append to an
 // upstream base: no dot segments (which the upstream would resolve above
-// the base path) and no empty segments.
+// the base path), nothing a server might read as one, no empty segments.
 func cleanPath(p string) bool {
 	if p == "" {
 		return true
 	}
 	for seg := range strings.SplitSeq(p[1:], "/") {
-		if seg == "." || seg == ".." {
+		if seg == "." {
 			return false
 		}
 	}
-	return !strings.Contains(p, "//")
+	// ".." anywhere, not only as a whole segment, and backslashes: some
+	// servers read "/..;/" or "\" as a step up (as ValidateUpstream refuses).
+	return !strings.Contains(p, "//") && !strings.Contains(p, "..") && !strings.ContainsRune(p, '\\')
 }

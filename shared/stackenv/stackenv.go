@@ -27,6 +27,7 @@ const (
 	EnvSetupSecret   = "KVE_SETUP_SECRET_ARN"        // one-time setup code
 	EnvKMSKey        = "KVE_KMS_KEY_ARN"             // customer-managed key for new secrets
 	EnvAlertTopic    = "KVE_ALERT_TOPIC_ARN"         // SNS topic for breach alerts
+	EnvAlertDLQ      = "KVE_ALERT_DLQ_ARN"           // dead-letter queue of the alert subscriptions the api makes
 	EnvDomain        = "KVE_DOMAIN"                  // host-form routing: <provider>.<domain>
 	EnvPublicURL     = "KVE_PUBLIC_URL"              // base URL of the dashboard and API, for links
 	EnvMailFrom      = "KVE_MAIL_FROM"               // SES sender of invite mail
@@ -44,6 +45,13 @@ const (
 	// region: an alias (the stack's alias/<name>, which exists in each
 	// region) or a key ARN. Required with EnvReplicaRegions.
 	EnvReplicaKMSKey = "KVE_REPLICA_KMS_KEY"
+	// EnvSecretScanningKeys holds the public keys that sign
+	// secret-scanning leak reports, as GitHub publishes them
+	// ({"public_keys":[…]}); unset, the api refuses every report.
+	EnvSecretScanningKeys = "KVE_SECRET_SCANNING_KEYS"
+	// EnvLeakSuspendEnvs lists the environments whose tokens a reported
+	// leak suspends, comma-separated, or none; default stg,prd.
+	EnvLeakSuspendEnvs = "KVE_LEAK_SUSPEND_ENVS"
 )
 
 // Required lists, per function, the variables its Config cannot start
@@ -63,6 +71,7 @@ type Config struct {
 	SetupSecret  string
 	KMSKey       string
 	AlertTopic   string
+	AlertDLQ     string // "" when the stack names no dead-letter queue
 	Domain       string
 	PublicURL    string
 	MailFrom     string
@@ -74,6 +83,10 @@ type Config struct {
 	// secrets are replicated; none in a single-region deployment.
 	ReplicaRegions []string
 	ReplicaKMSKey  string
+	// SecretScanningKeys is EnvSecretScanningKeys as set (package alerts
+	// parses it); LeakSuspendEnvs is nil when unset (the default applies).
+	SecretScanningKeys string
+	LeakSuspendEnvs    []kve.Env
 }
 
 // Load reads and validates the configuration of function from getenv
@@ -97,6 +110,7 @@ func Load(function string, getenv func(string) string) (Config, error) {
 		SetupSecret:  getenv(EnvSetupSecret),
 		KMSKey:       getenv(EnvKMSKey),
 		AlertTopic:   getenv(EnvAlertTopic),
+		AlertDLQ:     getenv(EnvAlertDLQ),
 		Domain:       strings.ToLower(getenv(EnvDomain)),
 		PublicURL:    strings.TrimRight(getenv(EnvPublicURL), "/"),
 		MailFrom:     getenv(EnvMailFrom),
@@ -136,6 +150,21 @@ func Load(function string, getenv func(string) string) (Config, error) {
 			// managed key, outside the customer-managed key kve's secrets
 			// are kept under.
 			errs = append(errs, fmt.Errorf("%s is not set (%s needs it)", EnvReplicaKMSKey, EnvReplicaRegions))
+		}
+	}
+	c.SecretScanningKeys = getenv(EnvSecretScanningKeys)
+	if v := getenv(EnvLeakSuspendEnvs); v != "" {
+		c.LeakSuspendEnvs = []kve.Env{}
+		for e := range strings.SplitSeq(v, ",") {
+			if v == "none" {
+				break
+			}
+			env, ok := kve.ParseEnv(strings.TrimSpace(e))
+			if !ok {
+				errs = append(errs, fmt.Errorf("%s: %q is not dev, stg or prd", EnvLeakSuspendEnvs, e))
+				continue
+			}
+			c.LeakSuspendEnvs = append(c.LeakSuspendEnvs, env)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -35,6 +35,9 @@ type Store interface {
 	Tokens
 	Audit
 	Usage
+	Alerts
+	Metering
+	Budgets
 	// Close releases the store's resources.
 	Close() error
 }
@@ -266,6 +269,183 @@ type Usage interface {
 	RecordUsage(ctx context.Context, records []kve.Usage) error
 	// UsageRecords lists an organization's records, newest first.
 	UsageRecords(ctx context.Context, orgID string, f UsageFilter) (Page[kve.Usage], error)
+}
+
+// Metering is the proxy's side of usage on every store: the records that
+// settle requests, with the counters budgets read and the daily rollups
+// usage reports read (so that a 30-day report never scans records).
+type Metering interface {
+	// Settle stores final usage records idempotently by request id. A
+	// record new to the store adds its cost to its token's spend (day and
+	// month) and to its organization's month spend, adds to the rollup of
+	// its (UTC day, token, model), moves its token's last use forward, and
+	// ends the hold the settlement names, whose reservation the record's
+	// cost replaces. A record stored already changes nothing, so a retried
+	// batch counts once. Records that fail do not stop the others.
+	Settle(ctx context.Context, s []Settlement) error
+	// Spend returns what a token and its organization have spent in the
+	// UTC day and month of at (open holds included, on stores that hold).
+	Spend(ctx context.Context, orgID, tokenID string, at time.Time) (Spend, error)
+	// Rollups sums an organization's daily rollups over the days of f,
+	// grouped by f.By; rows come ordered by their keys (day, token, model,
+	// user). Lists are never nil.
+	Rollups(ctx context.Context, orgID string, f RollupFilter) ([]Rollup, error)
+}
+
+// Holds is what a store shared by several processes (DynamoDB, behind
+// concurrent Lambda execution environments) offers so that rate limits and
+// budgets hold across all of them: one conditional write per request, taken
+// before it is forwarded. A single process (local mode) holds in memory.
+type Holds interface {
+	// Hold writes the request's pending record and raises its counters,
+	// all or nothing: the token's requests in the current minute's window
+	// (against h.Limits.RPM, and TPM against the tokens that requests
+	// settled in it used), and, by h.Micro, its
+	// day and month spend and its organization's month spend, each only
+	// while it stays within its limit before the hold (so concurrent holds
+	// overshoot a budget by at most one reservation). Over a limit, the
+	// error is KindRateLimited with the limit's code (LimitRPM, …) and
+	// nothing is written. It returns the spend after the hold.
+	Hold(ctx context.Context, h Hold) (Spend, error)
+	// StaleHolds lists an organization's holds taken before before and not
+	// settled: requests whose process died, oldest first, at most limit.
+	StaleHolds(ctx context.Context, orgID string, before time.Time, limit int) ([]Hold, error)
+}
+
+// Limit codes of a refused Hold (the kve.Error's Code).
+const (
+	LimitRPM         = "rpm"
+	LimitTPM         = "tpm"
+	LimitDay         = "budget_day"
+	LimitMonth       = "budget_month"
+	LimitOrgMonth    = "budget_org_month"
+	LimitUnavailable = "unavailable"
+)
+
+// Hold is the reservation of one request before it is forwarded: its
+// pending record, the worst-case cost held against its budgets, and the
+// limits in force. A process that dies mid-request leaves it behind, to be
+// settled by whoever finds it stale (StaleHolds), at the reserved cost.
+type Hold struct {
+	Usage     kve.Usage // the pending record: what is known before the call
+	TokenHash []byte    // keys the token's counters on stores that need it
+	Micro     int64     // the reservation, micro-USD
+	Tokens    int64     // estimated tokens, kept with it (TPM counts what requests used, as they settle)
+	Limits    HoldLimits
+	// LastUsed is the token's last use as the request found it: a store
+	// that writes last use per request may skip moving it by under a
+	// minute, and so keep settling to one write.
+	LastUsed time.Time
+}
+
+// HoldLimits are the limits a hold is taken against; 0 means none.
+type HoldLimits struct {
+	RPM           int   // requests per minute of the token
+	TPM           int   // tokens per minute of the token
+	DayMicro      int64 // the token's spend per UTC day
+	MonthMicro    int64 // the token's spend per UTC month
+	OrgMonthMicro int64 // the organization's spend per UTC month
+}
+
+// Settlement is one final record and the hold it ends (nil when the request
+// took none: refused before it was forwarded, or metered without holds).
+type Settlement struct {
+	Usage kve.Usage
+	Hold  *Hold
+}
+
+// Spend is what budgets read, in micro-USD.
+type Spend struct {
+	Day      int64 // the token's spend in the UTC day
+	Month    int64 // the token's spend in the UTC month
+	OrgMonth int64 // the organization's spend in the UTC month
+}
+
+// RollupFilter selects daily rollups.
+type RollupFilter struct {
+	From, To string // UTC days, 2006-01-02, both included
+	TokenID  string
+	UserID   string // the member whose personal tokens count
+	By       Group  // the keys rows are grouped by; 0 sums everything into one row
+}
+
+// Group is a set of rollup keys.
+type Group uint8
+
+// Rollup keys.
+const (
+	ByDay Group = 1 << iota
+	ByToken
+	ByModel
+	ByUser
+)
+
+// Rollup is a sum of usage records. Keys not grouped by are empty; Env and
+// Provider are filled when grouping by token (a token has one of each).
+type Rollup struct {
+	Day      string
+	TokenID  string
+	Model    string
+	UserID   string
+	Env      kve.Env
+	Provider string
+
+	Requests         int64
+	Errors           int64 // status 400 and above, refusals included
+	Estimated        int64 // records whose token counts were estimated
+	PromptTokens     int64
+	CompletionTokens int64
+	CachedTokens     int64
+	ReasoningTokens  int64
+	BytesIn          int64
+	BytesOut         int64
+	CostMicro        int64
+	LastAt           time.Time // the latest record's arrival
+}
+
+// Budgets holds an organization's billing settings and the limits of
+// tokens beyond their policy (tokens per minute, a monthly budget).
+type Budgets interface {
+	// Billing returns an organization's billing settings; an organization
+	// that never set any has the zero Billing (with its OrgID).
+	Billing(ctx context.Context, orgID string) (Billing, error)
+	// SetBilling replaces an organization's billing settings, with its
+	// audit event.
+	SetBilling(ctx context.Context, b Billing, ev kve.Event) error
+	// Limits returns a token's limits beyond its policy; zero when none.
+	Limits(ctx context.Context, orgID, tokenID string) (Limits, error)
+	// AllLimits returns the limits of every token of an organization that
+	// has any, by token id.
+	AllLimits(ctx context.Context, orgID string) (map[string]Limits, error)
+	// SetLimits replaces a token's limits, with its audit event. The token
+	// need not exist yet: limits are written before a token is created, so
+	// that no request can use it without them.
+	SetLimits(ctx context.Context, orgID, tokenID string, l Limits, ev kve.Event) error
+}
+
+// Billing is an organization's billing settings.
+type Billing struct {
+	OrgID            string
+	MonthBudgetMicro int64   // spend per UTC month; 0 = unlimited
+	Contact          string  // billing contact email
+	Prices           []Price // overrides of the embedded price list
+	UpdatedAt        time.Time
+}
+
+// Price is what a model costs, in USD per million tokens.
+type Price struct {
+	Provider string
+	Model    string // matched by longest prefix
+	Input    float64
+	Cached   float64
+	Output   float64
+}
+
+// Limits are a token's limits beyond kve.Policy (which has RPM and the
+// daily budget).
+type Limits struct {
+	TPM              int   // tokens per minute; 0 = unlimited
+	MonthBudgetMicro int64 // spend per UTC month; 0 = unlimited
 }
 
 // UsageFilter narrows usage records.

@@ -13,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keyvault-edge/kve/shared/alerts"
 	"github.com/keyvault-edge/kve/shared/kve"
 	"github.com/keyvault-edge/kve/shared/manage"
+	"github.com/keyvault-edge/kve/shared/proxy"
 	"github.com/keyvault-edge/kve/shared/secrets"
 	"github.com/keyvault-edge/kve/shared/store"
 	"github.com/keyvault-edge/kve/shared/store/sqlite"
@@ -37,6 +39,9 @@ type Env struct {
 	Clock   *Clock
 	Logs    *Logs  // everything the Service logged, as JSON lines
 	Dir     string // where the backends keep their files (kve.db, secrets)
+	// Alerts is local mode's alert channel on the store. Its webhooks
+	// reach public addresses only: a test that delivers builds its own.
+	Alerts *alerts.Local
 }
 
 // New opens the backends in t.TempDir() and builds a Service on them, with a
@@ -74,7 +79,13 @@ func New(t testing.TB, configure ...func(*manage.Config)) *Env {
 	for _, f := range configure {
 		f(&e.Config)
 	}
-	e.Service = manage.New(e.Config, manage.Deps{Store: st, Secrets: sec, Keyring: kr})
+	e.Alerts, err = alerts.NewLocal(st, alerts.LocalConfig{BaseURL: e.Config.PublicURL,
+		Transport: proxy.NewTransport(proxy.Timeouts{}, nil), Now: e.Clock.Now, Logger: e.Config.Logger})
+	if err != nil {
+		t.Fatalf("open alerts: %v", err)
+	}
+	t.Cleanup(e.Alerts.Close)
+	e.Service = manage.New(e.Config, manage.Deps{Store: st, Secrets: sec, Keyring: kr, Alerts: e.Alerts})
 	return e
 }
 

@@ -94,6 +94,7 @@ type env struct {
 	t      *testing.T
 	ctx    context.Context
 	srv    *server.Server // the in-process emulator; nil for an external endpoint
+	url    string         // its endpoint
 	client *dynamodb.Client
 	table  string
 	calls  *calls
@@ -107,7 +108,7 @@ func newEnv(t *testing.T, opts ...Option) *env {
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	e := openEnv(t, newClient(hs.URL), opts...)
-	e.srv = srv
+	e.srv, e.url = srv, hs.URL
 	return e
 }
 

@@ -35,7 +35,7 @@ const (
 //	token by id                         org#<org>           token#<id>             GetItem
 //	org → tokens, newest first          org#<org>           begins_with token#     Query, backwards (ids sort by time), filters
 //	key → its tokens (rotate, delete)   org#<org>           begins_with token#     Query, filter key_id (delete: not revoked)
-//	spend per token per UTC day         tokenhash#<hex>     spend#<YYYY-MM-DD>     ADD in RecordUsage's transaction; TTL 400 days
+//	spend per token per UTC day         tokenhash#<hex>     spend#<YYYY-MM-DD>     ADD in Hold (condition) and Settle; TTL 400 days
 //	usage records, newest first         usage#<org>         <time>#<request id>    Query, backwards, filters; TTL 400 days
 //	org by id (owners, gen, deleted)    org#<org>           org                    GetItem; conditions of member changes
 //	org by slug (slug unique)           slug#<slug>         slug                   GetItem → org id
@@ -55,6 +55,17 @@ const (
 //	user → sessions limited to an org   user#<user>         session#<id>           Query begins_with session#, filter org_id
 //	session by id (touch)               sessionid#<id>      session                GetItem → user id and HMAC; TTL = expiry
 //	setup done (once)                   system              setup                  GetItem, consistent
+//	request's hold (pending record)     holds#<org>         <time>#<request id>    Put in Hold's transaction, Delete in Settle's; Query < time (stale); metering.go
+//	token's rate window per minute      tokenhash#<hex>     rate#<UTC minute>      ADD with conditions in Hold, ADD tokens in Settle; TTL 1 h; metering.go
+//	spend per token per UTC month       tokenhash#<hex>     spend#<YYYY-MM>        ADD in Hold (condition) and Settle; TTL 400 days; metering.go
+//	org's spend per UTC month           billing#<org>       spend#<YYYY-MM>        ADD in Hold and Settle while the org has a budget; billing.go
+//	org's billing settings              billing#<org>       settings               GetItem, Put; billing.go
+//	token's limits beyond its policy    billing#<org>       limits#<token id>      GetItem, Put, Query begins_with; billing.go
+//	rollup per (day, token, model)      rollup#<org>        <day>#<token>#<model>  ADD in Settle; Query between days; TTL 400 days; rollups.go
+//	org → breach incidents              alerts#<org>        incident#<id>          UpdateItem (ADD), Query; alerts.go
+//	token → detection counters          detect#<org>#<tok>  minute#… / net#…       UpdateItem, Query; TTL; alerts.go
+//	org → alert subscriptions           org#<org>           subscription#<id>      Query begins_with; alerts.go
+//	alert endpoint subscribed once      org#<org>           subendpoint#<sha256>   written with the subscription
 //
 // Why no GSI: the only lookups not by an object's own key are by token,
 // session and invite HMAC, email and slug, and each of those is an item of its own,

@@ -48,6 +48,10 @@ func tokenItem(t *kve.Token) (item, error) {
 	it.setTime("revoked_at", t.RevokedAt)
 	it.setTime("last_used", t.LastUsed)
 	it.setNum("version", t.Version)
+	it.setFlag("alerts", t.Alerts)
+	it.setFlag("auto_suspend", t.AutoSuspend)
+	it.setTime("suspended_at", t.SuspendedAt)
+	it.setStr("suspension", t.Suspension)
 	return it, nil
 }
 
@@ -83,6 +87,11 @@ func decodeToken(it item) (kve.Token, error) {
 		RevokedAt: f.time("revoked_at"),
 		LastUsed:  f.time("last_used"),
 		Version:   f.num("version"),
+
+		Alerts:      f.flag("alerts"),
+		AutoSuspend: f.flag("auto_suspend"),
+		SuspendedAt: f.time("suspended_at"),
+		Suspension:  f.str("suspension"),
 	}
 	f.json("policy", &t.Policy)
 	if f.err != nil {

@@ -97,6 +97,11 @@ const conflictAttempts = 3
 // call an idempotency token, so its own retry of a transaction that did
 // commit does not fail on the transaction's own conditions.
 func (s *Store) transact(ctx context.Context, ws ...write) error {
+	return s.transactAttempts(ctx, conflictAttempts, ws...)
+}
+
+// transactAttempts is transact with its own bound on clashes.
+func (s *Store) transactAttempts(ctx context.Context, attempts int, ws ...write) error {
 	ops := make([]types.TransactWriteItem, len(ws))
 	for i, w := range ws {
 		ops[i] = w.op
@@ -125,7 +130,7 @@ func (s *Store) transact(ctx context.Context, ws ...write) error {
 		if !clash {
 			return translate(err)
 		}
-		if attempt == conflictAttempts {
+		if attempt == attempts {
 			return fmt.Errorf("%w: %w", errStale, err)
 		}
 		if err := s.pause(ctx, attempt); err != nil {

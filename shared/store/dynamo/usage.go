@@ -89,84 +89,28 @@ var (
 	errNoToken = fmt.Errorf("the record's token: %w", kve.ErrNotFound)
 )
 
-// usedToken is what RecordUsage knows of a token during one call.
+// usedToken is what settling knows of a token during one call.
 type usedToken struct {
-	hash     []byte    // keys the spend counter
+	hash     []byte    // keys the spend counters
 	lastUsed time.Time // as read, then as written
+	fromHold bool      // known from the request's hold, not read
 }
 
-// RecordUsage implements store.Usage. Each record is one transaction: the
-// record itself (created only if absent, which makes a retry a no-op), the
-// cost added to its token's spend for the day, and, when the record is
-// later than the token's last use, last_used on both token items. A token
-// is read once per call, for its HMAC (which keys the spend counter) and
-// last use: at most two calls per record, and a third only when another
-// writer recorded a later use of the token meanwhile. Records that fail do
-// not stop the others; their errors are returned together.
+// RecordUsage implements store.Usage: Settle without holds. Each record is
+// one transaction: the record itself (created only if absent, which makes
+// a retry a no-op), its cost added to its token's spend for the day and the
+// month and to its rollup, and, when the record is later than the token's
+// last use, last_used on both token items. A token is read once per call,
+// for its HMAC (which keys the spend counters) and last use: at most two
+// calls per record, and a third only when another writer recorded a later
+// use of the token meanwhile. Records that fail do not stop the others;
+// their errors are returned together.
 func (s *Store) RecordUsage(ctx context.Context, records []kve.Usage) error {
-	tokens := map[string]*usedToken{} // by org id + token id
-	var errs []error
+	batch := make([]store.Settlement, len(records))
 	for i := range records {
-		u := &records[i]
-		if u.RequestID == "" || u.OrgID == "" || u.TokenID == "" || u.At.IsZero() || u.CostMicro < 0 {
-			errs = append(errs, kve.Errorf(kve.KindInvalid, "invalid_usage",
-				"a usage record needs a request id, an organization, a token, a time and a cost of at least 0"))
-			continue
-		}
-		tok, ok := tokens[u.OrgID+"/"+u.TokenID]
-		if !ok {
-			it, err := s.get(ctx, orgPK(u.OrgID), prefixToken+u.TokenID)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("record usage %s: %w", u.RequestID, err))
-				continue
-			}
-			f := fields{it: it}
-			tok = &usedToken{hash: f.bytes("hash"), lastUsed: f.time("last_used")}
-			if f.err == nil && len(tok.hash) == 0 {
-				f.err = errors.New("the token has no hash")
-			}
-			if f.err != nil {
-				errs = append(errs, fmt.Errorf("record usage %s: %w", u.RequestID, f.err))
-				continue
-			}
-			tokens[u.OrgID+"/"+u.TokenID] = tok
-		}
-		if err := s.recordUsage(ctx, u, tok); err != nil {
-			errs = append(errs, fmt.Errorf("record usage %s: %w", u.RequestID, err))
-		}
+		batch[i].Usage = records[i]
 	}
-	return errors.Join(errs...)
-}
-
-func (s *Store) recordUsage(ctx context.Context, u *kve.Usage, tok *usedToken) error {
-	day := u.Day()
-	dayStart, _ := time.Parse(time.DateOnly, day) // Day always formats a valid date
-	var e expr
-	spend := "ADD " + e.name("micro") + " " + e.value(num(u.CostMicro)) +
-		" SET " + e.name(AttrTTL) + " = " + e.value(epoch(dayStart.Add(usageTTL)))
-	ws := []write{
-		s.create(usageItem(u), errRecorded),
-		s.update(primaryKey(tokenHashPK(tok.hash), spendSK(day)), &e, spend, "", nil),
-	}
-	later := u.At.After(tok.lastUsed)
-	if later {
-		for _, k := range []item{primaryKey(tokenHashPK(tok.hash), skToken), primaryKey(orgPK(u.OrgID), prefixToken+u.TokenID)} {
-			ws = append(ws, s.moveLastUsed(k, u.At))
-		}
-	}
-	err := s.transact(ctx, ws...)
-	if errors.Is(err, errLater) {
-		later, err = false, s.transact(ctx, ws[:2]...)
-	}
-	switch {
-	case errors.Is(err, errRecorded):
-		return nil
-	case err != nil:
-		return err
-	case later:
-		tok.lastUsed = u.At
-	}
-	return nil
+	return s.Settle(ctx, batch)
 }
 
 // moveLastUsed sets a token item's last_used to at, unless it is later

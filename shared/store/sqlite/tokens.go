@@ -26,7 +26,8 @@ type keyRef struct {
 
 const tokenColumns = `id, org_id, name, kind, env, owner_id, hint, hash, sealed,
 	key_id, key_version, key_ref, policy,
-	created_by, created_at, updated_at, expires_at, revoked_at, last_used, version`
+	created_by, created_at, updated_at, expires_at, revoked_at, last_used, version,
+	alerts, auto_suspend, suspended_at, suspension`
 
 // tokenByHashQuery is the proxy's lookup: the token by its unique hash and,
 // in the same read, its spend for the UTC day passed as ?2.
@@ -57,10 +58,11 @@ func scanToken(row scanner, extra ...any) (kve.Token, error) {
 	var t kve.Token
 	var ref keyRef
 	var refJSON, policyJSON []byte
-	var created, updated, expires, revoked, used int64
+	var created, updated, expires, revoked, used, suspended int64
 	dest := append([]any{&t.ID, &t.OrgID, &t.Name, &t.Kind, &t.Env, &t.OwnerID, &t.Hint, &t.Hash, &t.Sealed,
 		&t.Key.ID, &t.Key.Version, &refJSON, &policyJSON,
-		&t.CreatedBy, &created, &updated, &expires, &revoked, &used, &t.Version}, extra...)
+		&t.CreatedBy, &created, &updated, &expires, &revoked, &used, &t.Version,
+		&t.Alerts, &t.AutoSuspend, &suspended, &t.Suspension}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return kve.Token{}, err
 	}
@@ -72,7 +74,7 @@ func scanToken(row scanner, extra ...any) (kve.Token, error) {
 	}
 	t.Key.Name, t.Key.Provider, t.Key.Upstream, t.Key.Secret, t.Key.Auth = ref.Name, ref.Provider, ref.Upstream, ref.Secret, ref.Auth
 	t.CreatedAt, t.UpdatedAt, t.ExpiresAt = fromMillis(created), fromMillis(updated), fromMillis(expires)
-	t.RevokedAt, t.LastUsed = fromMillis(revoked), fromMillis(used)
+	t.RevokedAt, t.LastUsed, t.SuspendedAt = fromMillis(revoked), fromMillis(used), fromMillis(suspended)
 	return t, nil
 }
 
@@ -98,10 +100,11 @@ func (s *Store) CreateToken(ctx context.Context, t kve.Token, ev kve.Event) erro
 			}
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO tokens (`+tokenColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
 			t.ID, t.OrgID, t.Name, t.Kind, t.Env, t.OwnerID, t.Hint, t.Hash, t.Sealed,
 			t.Key.ID, t.Key.Version, string(row.keyRef), string(row.policy),
-			t.CreatedBy, millis(t.CreatedAt), millis(t.UpdatedAt), millis(t.ExpiresAt), millis(t.RevokedAt), millis(t.LastUsed))
+			t.CreatedBy, millis(t.CreatedAt), millis(t.UpdatedAt), millis(t.ExpiresAt), millis(t.RevokedAt), millis(t.LastUsed),
+			t.Alerts, t.AutoSuspend, millis(t.SuspendedAt), t.Suspension)
 		if err != nil {
 			return classify("create token", "token already exists", err)
 		}
@@ -225,11 +228,13 @@ func (s *Store) UpdateToken(ctx context.Context, orgID, id string, fn func(*kve.
 				name = ?, kind = ?, env = ?, owner_id = ?, hint = ?,
 				key_id = ?, key_version = ?, key_ref = ?, policy = ?,
 				created_by = ?, created_at = ?, updated_at = ?, expires_at = ?, revoked_at = ?,
+				alerts = ?, auto_suspend = ?, suspended_at = ?, suspension = ?,
 				version = version + 1
 			WHERE org_id = ? AND id = ? AND version = ?`,
 			next.Name, next.Kind, next.Env, next.OwnerID, next.Hint,
 			next.Key.ID, next.Key.Version, string(row.keyRef), string(row.policy),
 			next.CreatedBy, millis(next.CreatedAt), millis(next.UpdatedAt), millis(next.ExpiresAt), millis(next.RevokedAt),
+			next.Alerts, next.AutoSuspend, millis(next.SuspendedAt), next.Suspension,
 			orgID, id, cur.Version)
 		if err != nil {
 			return classify("update token", "", err)

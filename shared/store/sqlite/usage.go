@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"time"
 
 	"github.com/keyvault-edge/kve/shared/kve"
@@ -16,19 +17,17 @@ const usageColumns = `request_id, org_id, token_id, user_id, at, env, provider, 
 
 // RecordUsage implements store.Usage in one transaction per batch. A record
 // whose request id is already stored is skipped whole: only rows that were
-// inserted add to spend and last-used, so a retried batch counts once.
+// inserted add to spend, last-used, the daily rollups and the month spend
+// of their organization, so a retried batch counts once.
 func (s *Store) RecordUsage(ctx context.Context, records []kve.Usage) error {
 	if len(records) == 0 {
 		return nil
 	}
 	return s.inTx(ctx, "record usage", func(tx *sql.Tx) error {
-		insert, err := tx.PrepareContext(ctx, `INSERT INTO usage (`+usageColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (request_id) DO NOTHING`)
+		inserted, err := insertUsage(ctx, tx, records)
 		if err != nil {
-			return classify("record usage", "", err)
+			return err
 		}
-		defer insert.Close()
 		// Last-used and spend are summed per token and day over the batch's
 		// inserted records and written once each: a batch of one token's
 		// requests costs two statements, not two per record.
@@ -39,24 +38,17 @@ func (s *Store) RecordUsage(ctx context.Context, records []kve.Usage) error {
 		}
 		lastUsed := map[tokenKey]int64{}
 		spend := map[daySpend]int64{}
+		var roll rollups
 		for i := range records {
 			u := &records[i]
-			res, err := insert.ExecContext(ctx, u.RequestID, u.OrgID, u.TokenID, u.UserID, millis(u.At),
-				u.Env, u.Provider, u.Method, u.Path, u.Model, u.Status,
-				int64(u.Duration), int64(u.Upstream), u.BytesIn, u.BytesOut,
-				u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.ReasoningTokens, u.Estimated, u.CostMicro,
-				u.ClientIP, u.Origin, u.ClientAborted, u.Reason)
-			if err != nil {
-				return classify("record usage", "", err)
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return classify("record usage", "", err)
-			} else if n == 0 || u.TokenID == "" {
+			if !inserted[u.RequestID] || u.TokenID == "" {
 				continue // already counted, or a request no token was matched to
 			}
+			delete(inserted, u.RequestID) // a record repeated in the batch counts once
 			k := tokenKey{u.OrgID, u.TokenID}
 			lastUsed[k] = max(lastUsed[k], millis(u.At))
 			spend[daySpend{k, u.Day()}] += u.CostMicro
+			roll.add(u)
 		}
 		if len(lastUsed) == 0 {
 			return nil
@@ -94,8 +86,42 @@ func (s *Store) RecordUsage(ctx context.Context, records []kve.Usage) error {
 				return classify("add spend", "", err)
 			}
 		}
-		return nil
+		return roll.write(ctx, tx, func(orgID, tokenID string) bool { return known[tokenKey{orgID, tokenID}] })
 	})
+}
+
+// insertUsage inserts records, those whose request id is stored already
+// left alone, and returns the request ids it inserted.
+func insertUsage(ctx context.Context, tx *sql.Tx, records []kve.Usage) (map[string]bool, error) {
+	insert, err := tx.PrepareContext(ctx, `INSERT INTO usage (`+usageColumns+`)
+		VALUES (?`+strings.Repeat(", ?", strings.Count(usageColumns, ","))+`)
+		ON CONFLICT (request_id) DO NOTHING`)
+	if err != nil {
+		return nil, classify("record usage", "", err)
+	}
+	defer insert.Close()
+	inserted := make(map[string]bool, len(records))
+	for i := range records {
+		res, err := insert.ExecContext(ctx, usageArgs(&records[i])...)
+		if err != nil {
+			return nil, classify("record usage", "", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return nil, classify("record usage", "", err)
+		} else if n > 0 {
+			inserted[records[i].RequestID] = true
+		}
+	}
+	return inserted, nil
+}
+
+// usageArgs are a record's values in the order of usageColumns.
+func usageArgs(u *kve.Usage) []any {
+	return []any{u.RequestID, u.OrgID, u.TokenID, u.UserID, millis(u.At),
+		u.Env, u.Provider, u.Method, u.Path, u.Model, u.Status,
+		int64(u.Duration), int64(u.Upstream), u.BytesIn, u.BytesOut,
+		u.PromptTokens, u.CompletionTokens, u.CachedTokens, u.ReasoningTokens, u.Estimated, u.CostMicro,
+		u.ClientIP, u.Origin, u.ClientAborted, u.Reason}
 }
 
 func scanUsage(row scanner) (kve.Usage, error) {

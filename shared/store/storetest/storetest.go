@@ -49,7 +49,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tokens", tokenTests()},
 		{"Audit", auditTests()},
 		{"Usage", usageTests()},
+		{"Metering", meteringTests()},
+		{"Budgets", budgetTests()},
 		{"Scoping", scopingTests()},
+		{"Alerts", alertTests()},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
