@@ -10,8 +10,8 @@ import (
 	"github.com/keyvault-edge/kve/shared/kve"
 )
 
-// Next is the recorder a Recorder passes every record on to (usage.Sync on
-// Lambda, usage.Batcher in local mode): proxy.Recorder.
+// Next is the recorder a Recorder passes every record on to (usage.Shared on
+// Lambda, usage.Local in local mode): proxy.Recorder.
 type Next interface {
 	Record(ctx context.Context, u *kve.Usage)
 }

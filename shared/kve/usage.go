@@ -40,5 +40,10 @@ type Usage struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// Forwarded reports whether the request reached its upstream: a refusal
+// (an invalid token, a wrong origin…) is recorded but is not a use of the
+// token, so it must not move the token's last use.
+func (u *Usage) Forwarded() bool { return u.Reason == "" || u.Upstream > 0 }
+
 // Day returns the UTC day of the request, the key of per-day counters.
 func (u *Usage) Day() string { return u.At.UTC().Format(time.DateOnly) }

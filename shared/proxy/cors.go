@@ -74,3 +74,16 @@ func validHeaderList(s string) bool {
 	}
 	return true
 }
+
+// isolate keeps an upstream's answer from acting on kve's own origin: in
+// path form (local mode, the API's default endpoint) the proxy shares its
+// origin with the dashboard, so an upstream that answered with HTML and a
+// Set-Cookie could otherwise run script there or plant a session. Client
+// cookies are never forwarded, so upstream cookies serve no purpose; the
+// sandbox CSP makes any document it serves an opaque, script-less origin.
+func isolate(h http.Header) {
+	h.Del("Set-Cookie")
+	h.Del("Set-Cookie2")
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+}

@@ -392,6 +392,7 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 	c.usage.Status = res.StatusCode
 	c.usage.Upstream = h.now().Sub(c.sent)
 	dropUpstreamCORS(res.Header)
+	isolate(res.Header)
 	if c.origin != "" {
 		allowOrigin(res.Header, c.origin)
 	}

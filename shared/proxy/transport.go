@@ -38,18 +38,54 @@ func (t *Timeouts) defaults() {
 // refuses to dial.
 var errPrivateAddress = errors.New("upstream address is private and not allowed")
 
-// NewTransport returns the transport for upstream calls. It dials only
-// public addresses, checked after DNS resolution on the address actually
-// dialled (so DNS rebinding cannot reach 127.0.0.1 or 169.254.169.254),
-// unless an address lies in allowPrivate (SECURITY T14). It ignores
-// HTTP_PROXY settings: a key must go to the upstream and nowhere else.
-func NewTransport(t Timeouts, allowPrivate []netip.Prefix) *http.Transport {
+// NewTransport returns the transport for upstream calls (and webhooks). It
+// dials only public addresses, checked after DNS resolution on the address
+// actually dialled (so DNS rebinding cannot reach 127.0.0.1 or
+// 169.254.169.254), unless an address lies in allowPrivate (SECURITY T14).
+// Plain http goes only to allowPrivate, never to a public address: a key in
+// cleartext may cross the operator's own network, not the internet. It
+// ignores HTTP_PROXY settings: a key must go to the upstream and nowhere
+// else.
+func NewTransport(t Timeouts, allowPrivate []netip.Prefix) http.RoundTripper {
 	t.defaults()
+	return &bySchemeTransport{
+		tls:   newTransport(t, func(a netip.Addr) bool { return publicAddr(a) || inAny(a, allowPrivate) }),
+		plain: newTransport(t, func(a netip.Addr) bool { return inAny(a, allowPrivate) }),
+	}
+}
+
+// bySchemeTransport sends https through one transport and http through
+// another that dials nothing public.
+type bySchemeTransport struct{ tls, plain *http.Transport }
+
+func (b *bySchemeTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme == "http" {
+		return b.plain.RoundTrip(r)
+	}
+	return b.tls.RoundTrip(r)
+}
+
+// CloseIdleConnections closes both transports' idle connections.
+func (b *bySchemeTransport) CloseIdleConnections() {
+	b.tls.CloseIdleConnections()
+	b.plain.CloseIdleConnections()
+}
+
+func inAny(a netip.Addr, prefixes []netip.Prefix) bool {
+	for _, p := range prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func newTransport(t Timeouts, allowed func(netip.Addr) bool) *http.Transport {
 	d := &net.Dialer{
 		Timeout:   t.Dial,
 		KeepAlive: 30 * time.Second,
 		Control: func(_, address string, _ syscall.RawConn) error {
-			return checkAddress(address, allowPrivate)
+			return checkDial(address, allowed)
 		},
 	}
 	return &http.Transport{
@@ -70,20 +106,15 @@ func NewTransport(t Timeouts, allowPrivate []netip.Prefix) *http.Transport {
 }
 
 func checkAddress(address string, allowPrivate []netip.Prefix) error {
+	return checkDial(address, func(a netip.Addr) bool { return publicAddr(a) || inAny(a, allowPrivate) })
+}
+
+func checkDial(address string, allowed func(netip.Addr) bool) error {
 	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
+	if err != nil || !allowed(ap.Addr().Unmap().WithZone("")) {
 		return errPrivateAddress
 	}
-	a := ap.Addr().Unmap().WithZone("")
-	if publicAddr(a) {
-		return nil
-	}
-	for _, p := range allowPrivate {
-		if p.Contains(a) {
-			return nil
-		}
-	}
-	return errPrivateAddress
+	return nil
 }
 
 // nonPublic lists ranges that are not the public internet beyond what

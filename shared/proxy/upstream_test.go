@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -238,5 +239,48 @@ func TestHostForm(t *testing.T) {
 	}
 	if r, _ := e.up.last(t); r.URL.Path != "/v1/chat/completions" {
 		t.Errorf("upstream path %q", r.URL.Path)
+	}
+}
+
+// TestUpstreamCannotActOnKveOrigin: an upstream's HTML and cookies reach
+// the client inert — no Set-Cookie, a sandbox CSP — since the proxy shares
+// its origin with the dashboard in path form.
+func TestUpstreamCannotActOnKveOrigin(t *testing.T) {
+	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "__Host-kve_session", Value: "attacker", Path: "/", Secure: true})
+		w.Header().Set("Content-Type", "text/html")
+		w.Header().Set("Content-Security-Policy", "default-src *")
+		io.WriteString(w, "<script>fetch('/api/v1/orgs')</script>")
+	})
+	v := e.token("gemini", nil)
+	res, _ := e.do("GET", "/gemini/x?key="+v, "", nil)
+	if res.StatusCode != 200 {
+		t.Fatalf("status %d", res.StatusCode)
+	}
+	if len(res.Header.Values("Set-Cookie")) != 0 {
+		t.Errorf("upstream Set-Cookie reached the client: %q", res.Header.Values("Set-Cookie"))
+	}
+	if csp := res.Header.Values("Content-Security-Policy"); len(csp) != 1 || !strings.HasPrefix(csp[0], "sandbox;") {
+		t.Errorf("Content-Security-Policy = %q, want kve's sandbox only", csp)
+	}
+	if res.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Error("no nosniff")
+	}
+}
+
+// TestPlainHTTPOnlyToAllowedNetworks: allowing private upstreams lets
+// cleartext http reach those networks only; an http upstream on a public
+// address is refused before any byte of the key leaves.
+func TestPlainHTTPOnlyToAllowedNetworks(t *testing.T) {
+	rt := NewTransport(Timeouts{}, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
+	req, _ := http.NewRequest("GET", "http://93.184.216.34:80/v1/models", nil)
+	_, err := rt.RoundTrip(req)
+	if !errors.Is(err, errPrivateAddress) {
+		t.Fatalf("http to a public address: %v, want refused at dial time", err)
+	}
+	e := newEnv(t, nil) // loopback is allowed: http to it works
+	v := e.token("openai", nil)
+	if res, body := e.do("POST", "/openai/v1/chat/completions", chatBody, bearerHeader(v)); res.StatusCode != 200 {
+		t.Fatalf("http to an allowed network: %d %s", res.StatusCode, body)
 	}
 }

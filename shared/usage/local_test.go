@@ -261,3 +261,24 @@ func TestLocalRecoversAfterKill(t *testing.T) {
 		t.Errorf("Remaining = %d (%v), want the two earlier requests counted", g.Remaining, err)
 	}
 }
+
+// TestRecordAfterClose: a stream that ends after shutdown gave up draining
+// is recorded by the spool alone; recording must not panic on the closed
+// queue.
+func TestRecordAfterClose(t *testing.T) {
+	e := newLocalEnv(t)
+	tok := e.token(kve.Policy{AllowServer: true})
+	l := e.open()
+	e.ok(l.Close())
+	defer func() {
+		if r := recover(); r != nil {
+			t.Fatalf("Record after Close panicked: %v", r)
+		}
+	}()
+	u := e.request(tok)
+	u.Status = 200
+	l.Record(context.Background(), u)
+	if l.Dropped() != 1 {
+		t.Errorf("Dropped = %d, want the late record counted", l.Dropped())
+	}
+}

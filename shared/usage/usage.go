@@ -57,8 +57,12 @@ type Batcher struct {
 	onStored func(seg, n int) // records of a spool segment are in the store
 	in       chan batchItem
 	done     chan struct{}
-	once     sync.Once
 	dropped  atomic.Int64
+
+	// mu orders add against Close: a handler still finishing a stream after
+	// a drain timed out must not send on the closed queue.
+	mu     sync.RWMutex
+	closed bool
 }
 
 // batchItem is a record and the spool segment it is in (0: none).
@@ -87,6 +91,12 @@ func newBatcher(st store.Metering, log *slog.Logger, onStored func(seg, n int)) 
 // down for long) the record is dropped from memory, counted and logged; its
 // spool line stores it on the next start.
 func (b *Batcher) add(it batchItem) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		b.dropped.Add(1) // counted and logged like a full queue
+		return
+	}
 	select {
 	case b.in <- it:
 	default:
@@ -100,7 +110,12 @@ func (b *Batcher) Dropped() int64 { return b.dropped.Load() }
 
 // Close stops accepting records and stores the queued ones.
 func (b *Batcher) Close() {
-	b.once.Do(func() { close(b.in) })
+	b.mu.Lock()
+	if !b.closed {
+		b.closed = true
+		close(b.in)
+	}
+	b.mu.Unlock()
 	<-b.done
 }
 

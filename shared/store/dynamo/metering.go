@@ -307,7 +307,7 @@ func (s *Store) settle(ctx context.Context, st *store.Settlement, tok *usedToken
 	if tok.fromHold {
 		step = lastUsedStep
 	}
-	later := u.At.After(tok.lastUsed.Add(step))
+	later := u.Forwarded() && u.At.After(tok.lastUsed.Add(step))
 	n := len(ws)
 	if later {
 		for _, k := range []item{primaryKey(tokenHashPK(tok.hash), skToken), primaryKey(orgPK(u.OrgID), prefixToken+u.TokenID)} {

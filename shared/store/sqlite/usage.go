@@ -46,7 +46,11 @@ func (s *Store) RecordUsage(ctx context.Context, records []kve.Usage) error {
 			}
 			delete(inserted, u.RequestID) // a record repeated in the batch counts once
 			k := tokenKey{u.OrgID, u.TokenID}
-			lastUsed[k] = max(lastUsed[k], millis(u.At))
+			if u.Forwarded() {
+				lastUsed[k] = max(lastUsed[k], millis(u.At))
+			} else {
+				lastUsed[k] = max(lastUsed[k], 0) // spend and rollups still need the token's row
+			}
 			spend[daySpend{k, u.Day()}] += u.CostMicro
 			roll.add(u)
 		}

@@ -73,6 +73,20 @@ func usageTests() []test {
 				}
 			}
 		}},
+		{"a refusal is no use", func(t *testing.T, f *fixture) {
+			o, _ := f.org("Acme")
+			tok := f.token(f.key(o.ID, "main"))
+			ok(t, f.s.RecordUsage(f.ctx, []kve.Usage{f.usage(tok, f.at(time.Minute), 1)}))
+			refused := f.usage(tok, f.at(2*time.Minute), 0)
+			refused.Status, refused.Reason, refused.Upstream = 403, "origin", 0
+			ok(t, f.s.RecordUsage(f.ctx, []kve.Usage{refused}))
+			if got := must(f.s.TokenByHash(f.ctx, tok.Hash))(t); !got.LastUsed.Equal(f.at(time.Minute)) {
+				t.Errorf("LastUsed = %v after a refused request, want the last forwarded one %v", got.LastUsed, f.at(time.Minute))
+			}
+			if p := must(f.s.UsageRecords(f.ctx, o.ID, store.UsageFilter{TokenID: tok.ID}))(t); len(p.Items) != 2 {
+				t.Errorf("%d records, want the refusal recorded too", len(p.Items))
+			}
+		}},
 		{"filters", usageFilters},
 		{"pages", usagePages},
 		{"empty", func(t *testing.T, f *fixture) {
