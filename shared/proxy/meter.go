@@ -141,7 +141,7 @@ func (m *meter) finish() {
 	if !m.sse && len(m.tail) > 0 {
 		var d usageDoc
 		switch {
-		case m.bytes <= tailSize && json.Unmarshal(m.tail, &d) == nil:
+		case m.bytes <= tailSize && topLevelUsage(m.tail, &d):
 			// The whole body: its top-level "model" is the upstream's answer.
 			m.apply(&d)
 		default:
@@ -162,6 +162,30 @@ func (m *meter) finish() {
 		m.u.PromptTokens = (m.u.BytesIn + 3) / 4
 		m.u.CompletionTokens = (m.content + 3) / 4
 	}
+}
+
+// topLevelUsage fills d from the top-level members of a whole JSON body
+// that carry the model and the usage, decoding only those.
+func topLevelUsage(body []byte, d *usageDoc) bool {
+	return members(body, func(key, value []byte) bool {
+		switch string(key) {
+		case "model":
+			d.Model = stringValue(value)
+		case "modelVersion":
+			d.ModelVersion = stringValue(value)
+		case "usage":
+			var f usageFields
+			if json.Unmarshal(value, &f) == nil {
+				d.Usage = &f
+			}
+		case "usageMetadata":
+			var g geminiUsage
+			if json.Unmarshal(value, &g) == nil {
+				d.UsageMetadata = &g
+			}
+		}
+		return true
+	})
 }
 
 // lastUsageKey finds the start of a {"usage":…} or {"usageMetadata":…}

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -55,27 +54,27 @@ func inspectRequest(r *http.Request, c *call) *denial {
 		return &denial{code: codeBadRequest, reason: "body_read", message: "The request body could not be read."}
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	var req struct {
-		Model string `json:"model"`
+	var model string
+	members(body, func(key, value []byte) bool {
+		switch string(key) {
+		case "model":
+			model = stringValue(value)
 		// The most the request lets the model write, for the Meter's
 		// reservation: names of OpenAI, Anthropic and Gemini.
-		MaxTokens           int64 `json:"max_tokens"`
-		MaxCompletionTokens int64 `json:"max_completion_tokens"`
-		MaxOutputTokens     int64 `json:"max_output_tokens"`
-		GenerationConfig    *struct {
-			MaxOutputTokens int64 `json:"maxOutputTokens"`
-		} `json:"generationConfig"`
-	}
-	// A field of an unexpected type leaves that field alone, not the others.
-	var wrongType *json.UnmarshalTypeError
-	if err := json.Unmarshal(body, &req); err == nil || errors.As(err, &wrongType) {
-		if c.usage.Model == "" {
-			c.usage.Model = kve.Truncate(req.Model, 100)
+		case "max_tokens", "max_completion_tokens", "max_output_tokens":
+			c.ask.MaxOutputTokens = max(c.ask.MaxOutputTokens, intValue(value))
+		case "generationConfig":
+			members(value, func(key, value []byte) bool {
+				if string(key) == "maxOutputTokens" {
+					c.ask.MaxOutputTokens = max(c.ask.MaxOutputTokens, intValue(value))
+				}
+				return true
+			})
 		}
-		c.ask.MaxOutputTokens = max(req.MaxTokens, req.MaxCompletionTokens, req.MaxOutputTokens)
-		if g := req.GenerationConfig; g != nil {
-			c.ask.MaxOutputTokens = max(c.ask.MaxOutputTokens, g.MaxOutputTokens)
-		}
+		return true
+	})
+	if c.usage.Model == "" {
+		c.usage.Model = kve.Truncate(model, 100)
 	}
 	return nil
 }

@@ -1,0 +1,72 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// FuzzMembers: on any input the walker never panics, and on a valid JSON
+// object it sees exactly the members encoding/json sees (last one wins for
+// repeated keys in both).
+func FuzzMembers(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"gpt-4o","max_tokens":100,"messages":[{"role":"user","content":"hi \"model\": x"}]}`,
+		`{"generationConfig":{"maxOutputTokens":64},"contents":[]}`,
+		` { "a" : [1, {"b": "}"}], "c": null , "d": -1.5e3 } `,
+		`{}`, `[]`, `{"a":`, `{"a":"\\"}`, `{"x":{"y":[[[]]]}}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got := map[string]string{}
+		ok := members(data, func(k, v []byte) bool {
+			got[string(k)] = string(v)
+			return true
+		})
+		var want map[string]json.RawMessage
+		if json.Unmarshal(data, &want) != nil || want == nil {
+			return
+		}
+		if !ok {
+			t.Fatalf("valid object %q not walked", data)
+		}
+		for k, raw := range got {
+			if !utf8.ValidString(k) || strings.ContainsRune(k, '\\') {
+				continue // encoding/json decodes such keys; the walker keeps them raw
+			}
+			v, seen := want[k]
+			if !seen {
+				t.Fatalf("walker saw member %q that encoding/json did not", k)
+			}
+			var a, b bytes.Buffer
+			json.Compact(&a, v)
+			json.Compact(&b, []byte(raw))
+			if a.String() != b.String() {
+				t.Fatalf("member %q = %q, encoding/json says %q", k, raw, v)
+			}
+		}
+	})
+}
+
+func TestRequestFields(t *testing.T) {
+	c := &call{}
+	members([]byte(`{"messages":[{"content":"\"model\":\"cheap\""}],"model":"gpt-4o","max_completion_tokens":512,"generationConfig":{"maxOutputTokens":2048}}`),
+		func(k, v []byte) bool {
+			switch string(k) {
+			case "model":
+				c.usage.Model = stringValue(v)
+			case "max_completion_tokens":
+				c.ask.MaxOutputTokens = intValue(v)
+			}
+			return true
+		})
+	if c.usage.Model != "gpt-4o" || c.ask.MaxOutputTokens != 512 {
+		t.Errorf("model %q max %d", c.usage.Model, c.ask.MaxOutputTokens)
+	}
+	if got := stringValue([]byte(`"a\u00e9\"b"`)); got != "aé\"b" {
+		t.Errorf("stringValue with escapes = %q", got)
+	}
+}
