@@ -32,6 +32,7 @@ type LocalStore interface {
 	Subscriptions(ctx context.Context, orgID string) ([]store.Subscription, error)
 	ConfirmSubscription(ctx context.Context, orgID, id string, at time.Time) (store.Subscription, error)
 	DeleteSubscription(ctx context.Context, orgID, id string, ev kve.Event) error
+	Members(ctx context.Context, orgID string) ([]kve.Member, error)
 	store.Outbox
 }
 
@@ -407,6 +408,7 @@ func (l *Local) attempt(ctx context.Context, d store.Delivery) {
 		l.finish(ctx, d)
 	case d.Attempts >= len(l.schedule):
 		log.Error("alert delivery given up", "err", o.err)
+		l.disable(ctx, d, o.err)
 		l.finish(ctx, d)
 	default:
 		wait := max(l.spread(l.schedule[d.Attempts]), o.retryAfter)
@@ -414,6 +416,41 @@ func (l *Local) attempt(ctx context.Context, d store.Delivery) {
 		if err := l.store.RetryDelivery(ctx, d.ID, d.Attempts+1, l.now().Add(wait), o.err); err != nil &&
 			kve.KindOf(err) != kve.KindNotFound {
 			log.Error("alert delivery: reschedule", "err", err)
+		}
+	}
+}
+
+// disable stops sending to an endpoint that failed a delivery's whole
+// retry schedule (about three days, SECURITY G9): its subscription needs
+// confirming again, and the organization's Owners and Admins are told by
+// mail, so a silenced alert channel does not go unnoticed.
+func (l *Local) disable(ctx context.Context, d store.Delivery, lastErr string) {
+	sub, err := l.store.Subscription(ctx, d.OrgID, d.SubscriptionID)
+	if err != nil || sub.ConfirmedAt.IsZero() || sub.Protocol == "email" {
+		return
+	}
+	if _, err := l.store.ConfirmSubscription(ctx, d.OrgID, d.SubscriptionID, time.Time{}); err != nil {
+		l.log.Error("alert delivery: disable subscription", "subscription_id", sub.ID, "err", err)
+		return
+	}
+	l.log.Warn("alert subscription disabled", "org_id", d.OrgID, "subscription_id", sub.ID)
+	if l.mail == nil {
+		return
+	}
+	members, err := l.store.Members(ctx, d.OrgID)
+	if err != nil {
+		l.log.Error("alert delivery: read members", "org_id", d.OrgID, "err", err)
+		return
+	}
+	text := "kve stopped sending breach alerts to the webhook\n\n  " + kve.Truncate(sub.Endpoint, 200) +
+		"\n\nbecause every delivery attempt failed for about three days (last error: " +
+		kve.Truncate(lastErr, 200) + ").\nAdd the webhook again, or confirm it, on the Alerts page.\n"
+	for _, m := range members {
+		if m.Role != kve.RoleOwner && m.Role != kve.RoleAdmin {
+			continue
+		}
+		if err := l.mail.Send(ctx, mail.Message{To: m.Email, Subject: "kve: an alert webhook was disabled", Text: text}); err != nil {
+			l.log.Error("alert delivery: mail about disabled webhook", "org_id", d.OrgID, "err", err)
 		}
 	}
 }

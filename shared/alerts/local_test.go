@@ -395,8 +395,19 @@ func TestLocalRedirectNotFollowed(t *testing.T) {
 	}
 }
 
+// TestLocalGivesUp: after the whole schedule fails the delivery is dropped,
+// the webhook disabled (it needs confirming again) and the Owners told by
+// mail (SECURITY G9).
 func TestLocalGivesUp(t *testing.T) {
-	le := newLocalEnv(t, func(c *LocalConfig) { c.Schedule = []time.Duration{time.Second, time.Second} })
+	box := newSMTPBox(t)
+	sender, err := mail.NewSMTP("smtp://"+box.addr, "kve@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	le := newLocalEnv(t, func(c *LocalConfig) {
+		c.Schedule = []time.Duration{time.Second, time.Second}
+		c.Mail = sender
+	})
 	rc := newReceiver(t)
 	le.confirmed(t, rc)
 	rc.answer(status(500), status(502), status(503))
@@ -413,6 +424,17 @@ func TestLocalGivesUp(t *testing.T) {
 	}
 	if !strings.Contains(le.logs.String(), "alert delivery given up") {
 		t.Error("giving up was not logged")
+	}
+	subs, _ := le.st.Subscriptions(le.ctx, le.org.ID)
+	if len(subs) != 1 || !subs[0].ConfirmedAt.IsZero() {
+		t.Errorf("subscription after giving up: %+v, want it disabled", subs)
+	}
+	msgs := box.all()
+	if len(msgs) != 1 {
+		t.Fatalf("%d mails, want one to the owner", len(msgs))
+	}
+	if subject, text := mailText(t, msgs[0]); !strings.Contains(subject, "disabled") || !strings.Contains(text, rc.URL) {
+		t.Errorf("mail %q:\n%s", subject, text)
 	}
 }
 
