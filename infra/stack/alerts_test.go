@@ -170,3 +170,22 @@ func TestAlertDeadLetterQueueEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretScanningEnvironment: the leak-report settings reach the api
+// (which serves the endpoint) and stay off the proxy; unset, nothing is set.
+func TestSecretScanningEnvironment(t *testing.T) {
+	keys := `{"public_keys":[{"key_identifier":"k1","key":"-----BEGIN PUBLIC KEY-----\nFAKE\n-----END PUBLIC KEY-----","is_current":true}]}`
+	tp := synth(t, map[string]any{"secretScanningKeys": keys, "leakSuspendEnvs": "prd"})[0]
+	api := obj(obj(tp.function(t, fnAPI)["Environment"])["Variables"])
+	if flat(api[stackenv.EnvSecretScanningKeys]) != keys || flat(api[stackenv.EnvLeakSuspendEnvs]) != "prd" {
+		t.Errorf("api: %s = %q, %s = %q", stackenv.EnvSecretScanningKeys, flat(api[stackenv.EnvSecretScanningKeys]),
+			stackenv.EnvLeakSuspendEnvs, flat(api[stackenv.EnvLeakSuspendEnvs]))
+	}
+	if proxy := obj(obj(tp.function(t, fnProxy)["Environment"])["Variables"]); proxy[stackenv.EnvSecretScanningKeys] != nil {
+		t.Error("the proxy got the secret-scanning keys")
+	}
+	plain := obj(obj(synth(t, map[string]any{})[0].function(t, fnAPI)["Environment"])["Variables"])
+	if plain[stackenv.EnvSecretScanningKeys] != nil || plain[stackenv.EnvLeakSuspendEnvs] != nil {
+		t.Error("unset settings became variables")
+	}
+}

@@ -165,6 +165,9 @@ func environments(r *region, d deps, publicURL string) map[string]map[string]str
 		stackenv.EnvPublicURL:    publicURL,
 		stackenv.EnvMailFrom:     r.s.MailFrom,
 		stackenv.EnvAlertDLQ:     d.topic.dlq, // RedrivePolicy of the subscriptions the api makes
+		// The secret-scanning endpoint is an api route (/api/v1/secret-scanning/github).
+		stackenv.EnvSecretScanningKeys: r.s.SecretScanningKeys,
+		stackenv.EnvLeakSuspendEnvs:    r.s.LeakSuspendEnvs,
 	}
 	if r.s.MultiRegion() {
 		// The management functions create key secrets; the proxy only reads

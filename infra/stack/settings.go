@@ -61,6 +61,13 @@ type Settings struct {
 	KeyCacheTTL  string
 	MaxBodyBytes string
 	LogLevel     string
+	// SecretScanningKeys (secretScanningKeys) is the JSON GitHub publishes
+	// for its secret-scanning partner program ({"public_keys":[…]}), for
+	// the leak-report endpoint; LeakSuspendEnvs (leakSuspendEnvs) the
+	// environments a reported leak suspends ("stg,prd" by default, or
+	// "none"). They become KVE_SECRET_SCANNING_KEYS and KVE_LEAK_SUSPEND_ENVS.
+	SecretScanningKeys string
+	LeakSuspendEnvs    string
 	// AssetDir (assetDir) is where `make build` wrote <function>/bootstrap.
 	// Default "infra/assets", relative to the repository root where the CDK
 	// CLI runs the app.
@@ -110,6 +117,8 @@ func ParseSettings(lookup func(key string) any) (Settings, error) {
 		KeyCacheTTL:           r.str("keyCacheTtl", ""),
 		MaxBodyBytes:          r.str("maxBodyBytes", ""),
 		LogLevel:              r.str("logLevel", ""),
+		SecretScanningKeys:    r.str("secretScanningKeys", ""),
+		LeakSuspendEnvs:       r.str("leakSuspendEnvs", ""),
 		AssetDir:              r.str("assetDir", DefaultAssetDir),
 	}
 	if s.HostedZoneName == "" {
