@@ -50,7 +50,11 @@ func (a *apiTeam) state(t *testing.T, orgID string) orgState {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Events = len(evs.Items)
+	for _, ev := range evs.Items {
+		if ev.Action != "cross_tenant_denied" { // the record of a refusal, not a change
+			s.Events++
+		}
+	}
 	return s
 }
 
@@ -106,6 +110,11 @@ func TestCrossTenantIDs(t *testing.T) {
 	}
 	if diff := cmp.Diff(beforeB, a.state(t, b[0].Org.ID)); diff != "" {
 		t.Errorf("organization B changed (-before +after):\n%s", diff)
+	}
+	// Organization A learns who probed it: one event however many tries.
+	evs, err := a.Store.Events(ctx, a.Org.ID, store.EventFilter{Action: "cross_tenant_denied"})
+	if err != nil || len(evs.Items) != 1 || evs.Items[0].ActorID != a.Outsider.ID {
+		t.Errorf("cross_tenant_denied events in A: %+v (%v), want one by the outsider", evs.Items, err)
 	}
 }
 

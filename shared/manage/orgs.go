@@ -84,11 +84,13 @@ func (s *Service) Member(ctx context.Context, orgRef string, p Principal) (kve.M
 		return kve.Membership{}, fmt.Errorf("look up org: %w", err)
 	}
 	if p.OrgID != "" && p.OrgID != o.ID {
+		s.crossTenant(ctx, o, p)
 		return kve.Membership{}, errNoOrg
 	}
 	mem, err := s.store.Member(ctx, o.ID, p.UserID)
 	if err != nil {
 		if kve.KindOf(err) == kve.KindNotFound {
+			s.crossTenant(ctx, o, p)
 			return kve.Membership{}, errNoOrg
 		}
 		return kve.Membership{}, fmt.Errorf("look up member: %w", err)
@@ -114,6 +116,20 @@ func (s *Service) Authorize(ctx context.Context, orgRef string, p Principal, rol
 		return kve.Membership{}, errForbidden
 	}
 	return m, nil
+}
+
+// crossTenant records, in the audit log of the organization a non-member
+// reached for, that it was refused (SECURITY T19): the caller still gets
+// 404, and the organization learns who probed it. At most one event per
+// (user, organization) a minute, so probing cannot flood the log.
+func (s *Service) crossTenant(ctx context.Context, o kve.Org, p Principal) {
+	now := s.now()
+	if _, wait := s.probes.take(p.UserID+"|"+o.ID, now); wait > 0 {
+		return
+	}
+	if err := s.store.AddEvent(ctx, p.Event(o.ID, "cross_tenant_denied", o.ID, now)); err != nil {
+		s.log.WarnContext(ctx, "audit_cross_tenant", "org_id", o.ID, "user_id", p.UserID, "err", err)
+	}
 }
 
 // Role sets of DESIGN §8, named by who may act.

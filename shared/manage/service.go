@@ -89,6 +89,7 @@ type Service struct {
 	hasher   *hasher
 	accounts *throttle // failed sign-ins per account
 	clients  *throttle // failed sign-ins and setup codes per client IP
+	probes   *throttle // cross-tenant audit events per (user, org)
 
 	alerts      alerts.Channel
 	responder   *alerts.Responder
@@ -129,6 +130,7 @@ func New(cfg Config, deps Deps) *Service {
 		hasher:    newHasher(cfg.Passwords),
 		accounts:  newThrottle(accountFailures, failureWindow),
 		clients:   newThrottle(clientFailures, failureWindow),
+		probes:    newThrottle(1, time.Minute),
 	}
 	if s.now == nil {
 		s.now = time.Now
