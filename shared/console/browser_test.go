@@ -3,17 +3,21 @@ package console_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime/quotedprintable"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -204,7 +208,8 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the upstream saw the revoked token's request")
 	}
 
-	team(t, in, up, mails, b)
+	shared := team(t, in, up, mails, b)
+	usageAlertsBilling(t, in, shared, b)
 
 	// The audit log has the story; then the remaining main pages.
 	b.follow(`nav a[href="/o/acme-b-labs-b-friends/audit"]`, 200)
@@ -232,10 +237,11 @@ func TestBrowser(t *testing.T) {
 	t.Logf("screenshots in %s", b.shots)
 }
 
-// team is the second half of TestBrowser: a shared token for the team, a
+// team is the second part of TestBrowser: a shared token for the team, a
 // developer invited by mail who joins in a browser of their own and uses it,
-// and their removal. b is the Owner's tab, on the tokens page.
-func team(t *testing.T, in *kvetest.Instance, up *kvetest.Upstream, mails *mailServer, b *tab) {
+// and their removal. b is the Owner's tab, on the tokens page. It returns
+// the team's token.
+func team(t *testing.T, in *kvetest.Instance, up *kvetest.Upstream, mails *mailServer, b *tab) string {
 	const org = "/o/acme-b-labs-b-friends"
 	b.fill("#name", "team dev")
 	b.follow(`form[action="`+org+`/tokens"] button[type=submit]`, 200)
@@ -276,17 +282,27 @@ func team(t *testing.T, in *kvetest.Instance, up *kvetest.Upstream, mails *mailS
 	dev.page("tokens-developer")
 
 	// The tokens, without the Keys page: no link, and the page refuses.
-	if links := evaluate[[]string](dev, `[...document.querySelectorAll('header nav a')].map(a => a.textContent)`); strings.Join(links, ",") != "Tokens,Members,Settings" {
-		t.Errorf("the developer's navigation is %q, want Tokens, Members and Settings", links)
+	if links := evaluate[[]string](dev, `[...document.querySelectorAll('header nav a')].map(a => a.textContent)`); strings.Join(links, ",") != "Tokens,Members,Usage,Settings" {
+		t.Errorf("the developer's navigation is %q, want Tokens, Members, Usage and Settings", links)
 	}
 	if dev.has(`a[href="` + org + `/keys"]`) {
 		t.Error("the developer's page links the Keys page")
 	}
+	// Usage: their own personal tokens only, of which they have none.
+	dev.follow(`nav a[href="`+org+`/usage"]`, 200)
+	if dev.has(`#member`) || dev.has(`#unused`) || !dev.has(`#per-token .empty`) {
+		t.Error("the developer's usage page shows more than their own personal tokens")
+	}
+	dev.page("usage-developer")
+	for _, page := range []string{"/alerts", "/billing"} {
+		dev.navigate(chromedp.Navigate(in.URL+org+page), 403)
+	}
+	dev.forget() // the console reports the 403s the test asked for
 	if p := dev.problems(); len(p) > 0 {
 		t.Errorf("the developer's browser console reported problems:\n%s", strings.Join(p, "\n"))
 	}
 	dev.navigate(chromedp.Navigate(in.URL+org+"/keys"), 403)
-	dev.forget() // the console reports the 403 the test asked for
+	dev.forget()
 	dev.navigate(chromedp.Navigate(in.URL+org+"/tokens"), 200)
 
 	// The developer copies the shared token; it works through the proxy.
@@ -337,6 +353,193 @@ func team(t *testing.T, in *kvetest.Instance, up *kvetest.Upstream, mails *mailS
 		t.Errorf("the developer's browser console reported problems:\n%s", strings.Join(p, "\n"))
 	}
 	b.follow(`nav a[href="`+org+`/tokens"]`, 200)
+	return shared
+}
+
+// usageAlertsBilling is the third part of TestBrowser, after the proxied
+// requests of the first two (two with "web app", the second refused as
+// revoked; two with the team's token) and one more the team's token makes
+// from a page on another site, refused: the Owner reads the usage, revokes
+// a forgotten token through the monthly audit's dialog, reads the breach
+// with its hostile samples shown as text, subscribes a webhook that
+// confirms and gets a test alert, acknowledges the breach, and sets a
+// budget. b is the Owner's tab, on the tokens page.
+func usageAlertsBilling(t *testing.T, in *kvetest.Instance, shared string, b *tab) {
+	const org = "/o/acme-b-labs-b-friends"
+	b.fill("#name", "forgotten")
+	b.follow(`form[action="`+org+`/tokens"] button[type=submit]`, 200)
+	in.Watch("the forgotten token", evaluate[string](b, `document.getElementById('token-value').value`))
+
+	req, err := http.NewRequestWithContext(t.Context(), "POST", in.URL+"/openai/v1/chat/completions",
+		strings.NewReader(`{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+shared)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", hostileOrigin)
+	req.Header.Set("User-Agent", hostileAgent)
+	res, err := in.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusForbidden {
+		t.Fatalf("a request from another site's page: status %d, want 403", res.StatusCode)
+	}
+
+	// Usage: metering writes as requests complete; the page shows them
+	// within seconds.
+	requests := func(token string) string {
+		return evaluate[string](b, `(() => {
+			const row = [...document.querySelectorAll('table.by-token tbody tr')].find(r => r.querySelector('.name').textContent === `+jsString(token)+`);
+			return row ? row.querySelector('td[data-label=Requests]').textContent : '';
+		})()`)
+	}
+	kvetest.Eventually(t, 15*time.Second, "the usage page counts the team token's three requests", func() bool {
+		b.open(org + "/usage")
+		return requests("team dev") == "3"
+	})
+	if got := requests("web app"); got != "2" {
+		t.Errorf("the usage page counts %q requests of web app, want 2", got)
+	}
+	if n := evaluate[int](b, `document.querySelectorAll('#chart-requests rect.bar').length`); n != 1 {
+		t.Errorf("the requests chart has %d bars, want today's", n)
+	}
+	csv := evaluate[string](b, `fetch(document.querySelector('.downloads a').href).then(r => r.text())`)
+	if !strings.HasPrefix(csv, "day,token_id,token_name,") || strings.Count(csv, "\n") != 2 {
+		t.Errorf("the CSV by day is not a header and today's line:\n%s", csv)
+	}
+	if got := evaluate[[]string](b, `[...document.querySelectorAll('#unused .name')].map(e => e.textContent)`); strings.Join(got, ",") != "forgotten" {
+		t.Errorf("the monthly audit lists %q, want the forgotten token", got)
+	}
+	b.page("usage")
+
+	// "Revoke these", confirmed in the dialog with the keyboard.
+	b.do(chromedp.Click(chromedp.CSS(`#unused button[type=submit]`)))
+	b.wait(`document.getElementById('confirm').open`)
+	if got := evaluate[string](b, `document.getElementById('confirm-text').textContent`); !strings.Contains(got, "Revoke the ticked tokens?") {
+		t.Errorf("the dialog asks %q", got)
+	}
+	b.photo("unused-dialog")
+	b.do(chromedp.KeyEvent("\t"))
+	b.navigate(chromedp.KeyEvent("\r"), 200)
+	if got := evaluate[string](b, `document.querySelector('h1').textContent + ': ' + document.querySelector('main ul .name').textContent`); got != "Unused tokens revoked: forgotten" {
+		t.Errorf("after the audit's revocation the page says %q", got)
+	}
+	b.page("unused-revoked")
+
+	// Alerts: the breach of the team's token and the revoked token's.
+	kvetest.Eventually(t, 15*time.Second, "the alerts page lists both breaches", func() bool {
+		b.open(org + "/alerts")
+		return evaluate[int](b, `document.querySelectorAll('table.incidents tbody tr').length`) == 2
+	})
+	samples := evaluate[[]string](b, `[...document.querySelectorAll('.sample code')].map(c => c.textContent)`)
+	if !slices.Contains(samples, hostileOrigin) || !slices.Contains(samples, hostileAgent) {
+		t.Errorf("the samples %q do not show the origin and user agent as text", samples)
+	}
+	if n := evaluate[int](b, `document.querySelectorAll('main script, main img').length`); n != 0 {
+		t.Errorf("the samples made %d elements", n)
+	}
+
+	// A webhook: it confirms, then gets the test alert.
+	hook := startReceiver(t)
+	b.fill("#endpoint", hook.URL+"/kve-alerts")
+	b.follow(`form[action="`+org+`/alerts/subscriptions"] button[type=submit]`, 200)
+	b.at(org + "/alerts?done=subscribed")
+	kvetest.Eventually(t, 15*time.Second, "the webhook confirms its subscription", hook.confirmed)
+	b.navigate(chromedp.Reload(), 200)
+	if got := evaluate[string](b, `document.querySelector('table.subscriptions td[data-label=Status]').textContent`); got != "confirmed" {
+		t.Errorf("the subscription's status is %q, want confirmed", got)
+	}
+	b.follow(`form[action="`+org+`/alerts/test"] button[type=submit]`, 200)
+	kvetest.Eventually(t, 15*time.Second, "the webhook gets the test alert", func() bool { return hook.notifications() > 0 })
+
+	// The breach of the team's token, acknowledged.
+	ack := `button[aria-label="Acknowledge Origin not allowed on team dev"]`
+	b.follow(ack, 200)
+	b.at(org + "/alerts?done=incident_acked")
+	if b.has(ack) {
+		t.Error("the acknowledged breach still has its button")
+	}
+	b.page("alerts")
+
+	// The token's page, from the breach.
+	b.follow(`table.incidents a[href^="`+org+`/tokens/"]`, 200)
+	if got := evaluate[string](b, `document.querySelector('h1').textContent`); !strings.HasPrefix(got, "Token ") {
+		t.Errorf("the breach's token link leads to %q", got)
+	}
+	b.page("token")
+
+	// Billing: a budget and a contact; the month's report names the team's
+	// token.
+	b.follow(`nav a[href="`+org+`/billing"]`, 200)
+	b.fill("#budget_usd", "25")
+	b.fill("#email", "billing@example.com")
+	b.follow(`form[action="`+org+`/billing"] button[type=submit]`, 200)
+	b.at(org + "/billing?done=billing_updated")
+	if got := evaluate[string](b, `document.querySelector('table.report').textContent`); !strings.Contains(got, "team dev") {
+		t.Errorf("the cost report does not name the team's token:\n%s", got)
+	}
+	b.page("billing")
+	b.follow(`nav a[href="`+org+`/tokens"]`, 200)
+}
+
+func jsString(s string) string { return strconv.Quote(s) }
+
+// receiver is a team's alert webhook on a loopback port: it confirms its
+// subscription by visiting the SubscribeURL, as SNS asks of an endpoint,
+// and counts the notifications that follow.
+type receiver struct {
+	*httptest.Server
+	visits sync.WaitGroup
+
+	mu    sync.Mutex
+	ok    bool
+	notes int
+}
+
+func startReceiver(t *testing.T) *receiver {
+	t.Helper()
+	rc := &receiver{}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m struct{ Type, SubscribeURL string }
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&m); err != nil {
+			http.Error(w, "not JSON", http.StatusBadRequest)
+			return
+		}
+		switch m.Type {
+		case "SubscriptionConfirmation":
+			rc.visits.Go(func() { // after answering, as a receiver would
+				res, err := http.Get(m.SubscribeURL)
+				if err != nil {
+					return
+				}
+				res.Body.Close()
+				rc.mu.Lock()
+				rc.ok = res.StatusCode == http.StatusOK
+				rc.mu.Unlock()
+			})
+		case "Notification":
+			rc.mu.Lock()
+			rc.notes++
+			rc.mu.Unlock()
+		}
+	}))
+	t.Cleanup(func() { rc.Close(); rc.visits.Wait() })
+	return rc
+}
+
+func (rc *receiver) confirmed() bool {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.ok
+}
+
+func (rc *receiver) notifications() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.notes
 }
 
 // mailServer is an in-process SMTP server (emersion/go-smtp) on a loopback

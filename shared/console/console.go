@@ -8,7 +8,8 @@
 // are served under /static/<hash>/<name> and cached for a year. Pages carry
 // a Content-Security-Policy of default-src 'self' and hold no inline script
 // or style; the JavaScript (copy buttons, confirmation dialogs) is a small
-// external file, and every page works without it.
+// external file, and every page works without it. Charts are SVG drawn on
+// the server (chart.go), coloured by the stylesheet.
 //
 // Sessions are a cookie named __Host-kve_session when the request came over
 // TLS (the Lambda adapter sets r.TLS) and kve_session otherwise (local mode

@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/keyvault-edge/kve/shared/alerts"
 	"github.com/keyvault-edge/kve/shared/console"
 	"github.com/keyvault-edge/kve/shared/kve"
 	"github.com/keyvault-edge/kve/shared/lambdahttp"
@@ -23,11 +24,13 @@ import (
 
 // Placeholders in the console fixtures of events/ (see its README), which
 // the test replaces with what it holds: a session cookie's value, an invite
-// link's code, and a member's user id.
+// link's code, a member's user id, a token's id and an incident's id.
 const (
-	sessionPlaceholder = "SESSIONPLACEHOLDER0000000000000000000000000"
-	invitePlaceholder  = "INVITECODEPLACEHOLDER22222"
-	userPlaceholder    = "usr_userplaceholder00000000000"
+	sessionPlaceholder  = "SESSIONPLACEHOLDER0000000000000000000000000"
+	invitePlaceholder   = "INVITECODEPLACEHOLDER22222"
+	userPlaceholder     = "usr_userplaceholder00000000000"
+	tokenPlaceholder    = "tok_tokenplaceholder0000000000"
+	incidentPlaceholder = "inc_incidentplaceholder0000000"
 )
 
 // stagedURL is a deployment without a custom domain: API Gateway's default
@@ -49,7 +52,7 @@ func TestLambda(t *testing.T) {
 	fn := lambdahttp.Buffered(console.New(e.Service, console.Config{
 		Logger: e.Logs.Logger(), PublicURL: stagedURL, Now: e.Clock.Now,
 	}))
-	var session, code, userID string
+	var session, code, userID, tokenID, incidentID string
 	setCookie := func(t *testing.T, res events.APIGatewayProxyResponse) string {
 		t.Helper()
 		cookies := res.MultiValueHeaders["Set-Cookie"]
@@ -85,10 +88,7 @@ func TestLambda(t *testing.T) {
 			session = next
 			// The organization and key the next fixtures show, as the Owner
 			// would have made them on the pages before.
-			p, err := e.Service.Authenticate(t.Context(), kve.SessionBrowser, kve.Secret(session), "192.0.2.44")
-			if err != nil {
-				t.Fatal(err)
-			}
+			p := sessionPrincipal(t, e, session)
 			if _, err := e.Service.CreateOrg(t.Context(), p, manage.OrgInput{Name: "Acme"}); err != nil {
 				t.Fatal(err)
 			}
@@ -101,9 +101,60 @@ func TestLambda(t *testing.T) {
 		{fixture: "console-tokens.json", status: 200, body: []string{
 			`<span class="name">web app</span>`, `<code class="origin">https://app.example.com</code>`,
 			`<code class="origin">http://localhost:*</code>`, `action="/prod/o/acme/tokens/tok_`, `href="/prod/o/acme/keys"`,
+		}, then: func(t *testing.T, res events.APIGatewayProxyResponse) {
+			// The token is used; another is not, and a client breaks its
+			// rules: what the usage, token and alerts pages show.
+			m := regexp.MustCompile(`action="/prod/o/acme/tokens/(tok_[0-9a-z]{26})/reveal"`).FindStringSubmatch(res.Body)
+			if m == nil {
+				t.Fatal("no token on the page")
+			}
+			p := sessionPrincipal(t, e, session)
+			web, err := e.Service.Token(t.Context(), "acme", p, m[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			now := e.Clock.Now()
+			if err := e.Store.RecordUsage(t.Context(), []kve.Usage{{RequestID: kve.NewID(kve.PrefixRequest, now), At: now,
+				OrgID: web.OrgID, TokenID: web.ID, Env: web.Env, Provider: "openai", Method: "POST", Path: "/v1/chat/completions",
+				Model: "gpt-4o-mini", Status: 200, PromptTokens: 12, CompletionTokens: 30, CostMicro: 20}}); err != nil {
+				t.Fatal(err)
+			}
+			idle, err := e.Service.CreateToken(t.Context(), "acme", p, manage.TokenInput{Name: "old svc", Key: "openai-main", Env: "prd", AllowServer: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tokenID = idle.Token.ID
+			responder := alerts.NewResponder(e.Store, nil, alerts.ResponderConfig{Now: e.Clock.Now})
+			if err := responder.Handle(t.Context(), []alerts.Event{{Type: alerts.OriginNotAllowed, OrgID: web.OrgID, TokenID: tokenID,
+				At: now, Origin: alerts.Sample(`https://evil.example/"><script>`), IP: "203.0.113.9"}}); err != nil {
+				t.Fatal(err)
+			}
+			incidentID = alerts.IncidentID(web.OrgID, tokenID, alerts.OriginNotAllowed)
 		}},
 		{fixture: "console-keys.json", status: 200, body: []string{`<span class="name">openai-main</span>`, `action="/prod/o/acme/keys"`}},
 		{fixture: "console-audit.json", status: 200, body: []string{"<code>token.create</code>"}},
+		{fixture: "console-usage.json", status: 200, body: []string{
+			`<span class="name">web app</span>`, `<dt>Requests</dt><dd>1</dd>`, `<title>2026-03-02: 1 request</title>`,
+			`href="/prod/api/v1/orgs/acme/usage?by=day&amp;format=csv&amp;since=30d"`,
+			`action="/prod/o/acme/usage/unused/revoke"`, `value="` + tokenPlaceholder + `" id="unused-` + tokenPlaceholder + `"`,
+		}},
+		{fixture: "console-usage-unused-revoke.json", status: 200, body: []string{
+			"<h1>Revoke unused tokens</h1>", `<input type="hidden" name="id" value="` + tokenPlaceholder + `">`, "Revoke 1 token",
+		}},
+		{fixture: "console-token.json", status: 200, body: []string{
+			"<h1>Token old svc</h1>", `action="/prod/o/acme/tokens/` + tokenPlaceholder + `/alerting"`, "Origin not allowed",
+		}},
+		{fixture: "console-alerts.json", status: 200, body: []string{
+			`<tr id="incident-` + incidentPlaceholder + `" class="open">`, `<code>https://evil.example/&#34;&gt;&lt;script&gt;</code>`,
+			`action="/prod/o/acme/alerts/` + incidentPlaceholder + `/ack"`, `action="/prod/o/acme/alerts/subscriptions"`,
+		}},
+		{fixture: "console-alerts-ack.json", status: 303, location: "/prod/o/acme/alerts?done=incident_acked"},
+		{fixture: "console-alerts-subscribe.json", status: 303, location: "/prod/o/acme/alerts?done=subscribed#subscriptions"},
+		{fixture: "console-billing.json", status: 200, body: []string{
+			"<h2>Cost report for 2026-03</h2>", `<span class="name">web app</span>`,
+			`href="/prod/api/v1/orgs/acme/billing/report?format=csv&amp;month=2026-03"`, `action="/prod/o/acme/billing/prices"`,
+		}},
+		{fixture: "console-billing-post.json", status: 303, location: "/prod/o/acme/billing?done=billing_updated"},
 		{fixture: "console-account.json", status: 200, body: []string{"owner@example.com", "Olivia Owner", `<span class="badge">this browser</span>`}},
 		{fixture: "console-members.json", status: 200, body: []string{
 			`<span class="name">Olivia Owner</span>`, `action="/prod/o/acme/invites"`, "No mail is configured",
@@ -153,7 +204,8 @@ func TestLambda(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for placeholder, value := range map[string]string{sessionPlaceholder: session, invitePlaceholder: code, userPlaceholder: userID} {
+			for placeholder, value := range map[string]string{sessionPlaceholder: session, invitePlaceholder: code, userPlaceholder: userID,
+				tokenPlaceholder: tokenID, incidentPlaceholder: incidentID} {
 				if value != "" {
 					raw = bytes.ReplaceAll(raw, []byte(placeholder), []byte(value))
 				}
@@ -183,7 +235,8 @@ func TestLambda(t *testing.T) {
 				t.Errorf("Referrer-Policy %q, want %q", h.Get("Referrer-Policy"), want)
 			}
 			for _, want := range step.body {
-				want = strings.NewReplacer(invitePlaceholder, code, userPlaceholder, userID).Replace(want)
+				want = strings.NewReplacer(invitePlaceholder, code, userPlaceholder, userID, tokenPlaceholder, tokenID,
+					incidentPlaceholder, incidentID).Replace(want)
 				if !strings.Contains(res.Body, want) {
 					t.Errorf("page lacks %s", want)
 				}
@@ -193,6 +246,16 @@ func TestLambda(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sessionPrincipal is the Owner signed in with the session the fixtures carry.
+func sessionPrincipal(t *testing.T, e *managetest.Env, session string) manage.Principal {
+	t.Helper()
+	p, err := e.Service.Authenticate(t.Context(), kve.SessionBrowser, kve.Secret(session), "192.0.2.44")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // TestLambdaStatic serves an asset through the adapter: the hashed URL of

@@ -55,6 +55,8 @@ func (s *server) funcs() template.FuncMap {
 		"datetime": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"envs":     func() []string { return envs },
 		"expiries": func() []expiry { return expiries },
+		"count":    count,
+		"usd":      usd,
 	}
 }
 
@@ -96,20 +98,26 @@ type navItem struct {
 
 // pages are an organization's pages in the navigation, in order, with the
 // roles that may open each (DESIGN §8); manage refuses the others anyway.
-// Usage (every member; Developers see their own), Alerts (Owner, Admin) and
-// Billing (Owner) join here as their issues land.
+// Developers see the usage of their own personal tokens only.
 var pages = []struct {
 	label, path string
 	roles       []kve.Role
 }{
 	{"Tokens", "/tokens", allRoles},
-	{"Keys", "/keys", []kve.Role{kve.RoleOwner}},
+	{"Keys", "/keys", ownerRole},
 	{"Members", "/members", allRoles},
-	{"Audit log", "/audit", []kve.Role{kve.RoleOwner, kve.RoleAdmin}},
+	{"Usage", "/usage", allRoles},
+	{"Alerts", "/alerts", managerRoles},
+	{"Audit log", "/audit", managerRoles},
+	{"Billing", "/billing", ownerRole},
 	{"Settings", "/settings", allRoles},
 }
 
-var allRoles = []kve.Role{kve.RoleOwner, kve.RoleAdmin, kve.RoleDeveloper}
+var (
+	allRoles     = []kve.Role{kve.RoleOwner, kve.RoleAdmin, kve.RoleDeveloper}
+	managerRoles = []kve.Role{kve.RoleOwner, kve.RoleAdmin}
+	ownerRole    = []kve.Role{kve.RoleOwner}
+)
 
 // nav lists the pages of the organization at base that role may open,
 // marking current.
@@ -143,6 +151,15 @@ var notices = map[string]string{
 	"joined":            "Welcome! You are now a member of this organization.",
 	"org_renamed":       "Organization renamed. Its address stays the same.",
 	"org_deleted":       "Organization deleted. Its tokens no longer work.",
+	"token_alerting":    "Breach alert settings saved.",
+	"token_suspended":   "Token suspended. The proxy refuses it from the next request on, until you resume it.",
+	"token_resumed":     "Token resumed. The proxy accepts it again from the next request on.",
+	"incident_acked":    "Incident acknowledged. A new breach of the same kind on the token opens it again.",
+	"subscribed":        "Subscription added. The endpoint gets a confirmation request first, and alerts only once it confirms.",
+	"unsubscribed":      "Subscription deleted. The endpoint gets no more alerts.",
+	"alert_tested":      "Test alert sent to every confirmed subscription.",
+	"billing_updated":   "Billing settings saved. The proxy applies a new budget within seconds.",
+	"prices_updated":    "Prices saved. New requests are priced with them; past requests keep their cost.",
 }
 
 // view is what a page template executes on.

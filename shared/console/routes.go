@@ -20,10 +20,9 @@ func Paths() []string {
 // that fail renders.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// routes registers every page. Organization pages live under /o/<slug>/;
-// the usage, alerts and billing pages of later issues slot in beside
-// tokens, keys, members and the audit log (and in nav). Every POST passes
-// cross-origin protection (ServeHTTP); every GET only reads.
+// routes registers every page. Organization pages live under /o/<slug>/
+// (and in nav). Every POST passes cross-origin protection (ServeHTTP);
+// every GET only reads.
 func (s *server) routes() {
 	s.mux.HandleFunc("GET /static/{hash}/{name}", s.static)
 
@@ -57,6 +56,10 @@ func (s *server) routes() {
 	s.handle("GET /o/{org}/tokens/{id}/revoke", s.inOrg(s.revokeForm))
 	s.handle("POST /o/{org}/tokens/{id}/revoke", s.inOrg(s.revokeToken))
 	s.handle("POST /o/{org}/env", s.inOrg(s.env))
+	s.handle("GET /o/{org}/tokens/{id}", s.inOrg(s.token))
+	s.handle("POST /o/{org}/tokens/{id}/alerting", s.inOrg(s.setAlerting))
+	s.handle("POST /o/{org}/tokens/{id}/suspend", s.inOrg(s.setSuspended(true)))
+	s.handle("POST /o/{org}/tokens/{id}/resume", s.inOrg(s.setSuspended(false)))
 
 	s.handle("GET /o/{org}/keys", s.inOrg(s.keys))
 	s.handle("POST /o/{org}/keys", s.inOrg(s.createKey))
@@ -73,6 +76,20 @@ func (s *server) routes() {
 	s.handle("POST /o/{org}/invites/{id}/resend", s.inOrg(s.resendInvite))
 	s.handle("GET /o/{org}/invites/{id}/revoke", s.inOrg(s.revokeInviteForm))
 	s.handle("POST /o/{org}/invites/{id}/revoke", s.inOrg(s.revokeInvite))
+
+	s.handle("GET /o/{org}/usage", s.inOrg(s.usage))
+	s.handle("POST /o/{org}/usage/unused/revoke", s.inOrg(s.revokeUnused))
+
+	s.handle("GET /o/{org}/alerts", s.inOrg(s.alerts))
+	s.handle("POST /o/{org}/alerts/{id}/ack", s.inOrg(s.ackIncident))
+	s.handle("POST /o/{org}/alerts/subscriptions", s.inOrg(s.subscribe))
+	s.handle("GET /o/{org}/alerts/subscriptions/{id}/delete", s.inOrg(s.unsubscribeForm))
+	s.handle("POST /o/{org}/alerts/subscriptions/{id}/delete", s.inOrg(s.unsubscribe))
+	s.handle("POST /o/{org}/alerts/test", s.inOrg(s.testAlert))
+
+	s.handle("GET /o/{org}/billing", s.inOrg(s.billing))
+	s.handle("POST /o/{org}/billing", s.inOrg(s.updateBilling))
+	s.handle("POST /o/{org}/billing/prices", s.inOrg(s.setPrices))
 
 	s.handle("GET /o/{org}/audit", s.inOrg(s.audit))
 }

@@ -1,12 +1,14 @@
 package console_test
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/keyvault-edge/kve/shared/alerts"
 	"github.com/keyvault-edge/kve/shared/manage"
 	"github.com/keyvault-edge/kve/shared/store"
 )
@@ -29,13 +31,22 @@ func TestEscaping(t *testing.T) {
 	const tokenName = `<img src=x onerror=alert(1)>"'`
 	created := b.post("/o/"+slug+"/tokens", tokenFields(tokenName))
 	pages := map[string]string{"token value page": created.Body}
+	// The token is used, and breached by a client whose samples are
+	// markup too, so that usage, alerts and billing name it.
+	tok, err := s.Store.Token(t.Context(), org(t, s, slug), tokenID(t, b.mustGet("/o/"+slug+"/tokens"), escapeText(tokenName)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	use(t, s, tok, s.Clock.Now(), `<b>model</b>`, 1, 1, 1, 1)
+	breach(t, s, tok, alerts.OriginNotAllowed, hostileOrigin, hostileAgent)
 	for _, path := range []string{"/o/" + slug + "/tokens", "/o/" + slug + "/settings", "/o/" + slug + "/settings/delete",
-		"/o/" + slug + "/members", "/o/" + slug + "/audit", "/account", "/o/acme-labs/tokens"} {
+		"/o/" + slug + "/members", "/o/" + slug + "/audit", "/account", "/o/acme-labs/tokens",
+		"/o/" + slug + "/tokens/" + tok.ID, "/o/" + slug + "/usage", "/o/" + slug + "/alerts", "/o/" + slug + "/billing"} {
 		pages[path] = b.mustGet(path)
 	}
 	for name, page := range pages {
 		t.Run(name, func(t *testing.T) {
-			for _, raw := range []string{"<script>alert", "<img src=x", `alert("org")`} {
+			for _, raw := range []string{"<script>alert", "<img src=x", `alert("org")`, "<b>model", `"><script>`} {
 				if strings.Contains(page, raw) {
 					t.Errorf("page holds %q unescaped", raw)
 				}
@@ -54,6 +65,29 @@ func TestEscaping(t *testing.T) {
 	if !strings.Contains(pages["/o/"+slug+"/audit"], `name=<code>&lt;img src=x onerror=alert(1)&gt;&#34;&#39;</code>`) {
 		t.Error("the audit log does not show the token's name, escaped")
 	}
+	const escapedName = `<span class="name">&lt;img src=x onerror=alert(1)&gt;&#34;&#39;</span>`
+	for path, want := range map[string][]string{
+		"/usage":            {escapedName, `<code>&lt;b&gt;model&lt;/b&gt;</code>`, `<option value="` + tok.ID + `">&lt;img src=x onerror=alert(1)&gt;&#34;&#39;</option>`},
+		"/alerts":           {escapedName, `origin <code>https://evil.example&#34;&gt;&lt;script&gt;alert(&#34;origin&#34;)&lt;/script&gt;</code>`, `aria-label="Acknowledge Origin not allowed on &lt;img src=x onerror=alert(1)&gt;&#34;&#39;"`},
+		"/billing":          {escapedName, `<code>&lt;b&gt;model&lt;/b&gt;</code>`},
+		"/tokens/" + tok.ID: {"<h1>Token &lt;img src=x onerror=alert(1)&gt;&#34;&#39;</h1>", `user agent <code>curl/8.5 &#39;x&#39; &lt;script&gt;alert(&#34;ua&#34;)&lt;/script&gt;</code>`},
+	} {
+		for _, w := range want {
+			if !strings.Contains(pages["/o/"+slug+path], w) {
+				t.Errorf("%s does not show %s", path, w)
+			}
+		}
+	}
+}
+
+// org returns the id of the organization with slug.
+func org(t *testing.T, s *site, slug string) string {
+	t.Helper()
+	m, err := s.Service.Member(t.Context(), slug, principal(t, s, s.Owner))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Org.ID
 }
 
 // TestCrossOrigin sends state-changing requests as another site would
@@ -106,38 +140,56 @@ func tokens(t *testing.T, s *site) []string {
 	}
 	var ids []string
 	for _, tk := range page.Items {
-		ids = append(ids, tk.ID+"/"+tk.RevokedAt.String())
+		ids = append(ids, fmt.Sprintf("%s/%v/%v/%v/%v", tk.ID, tk.RevokedAt, tk.SuspendedAt, tk.Alerts, tk.AutoSuspend))
 	}
 	return ids
 }
 
 // getPages are every page a GET can open, for the Owner of acme-labs with a
-// token whose id replaces {id}, a developer whose id replaces {user}, and a
-// pending invite whose id replaces {invite}. The invite link's own page is
-// checked in TestInviteWithoutMail.
+// token whose id replaces {id}, a developer whose id replaces {user}, a
+// pending invite whose id replaces {invite}, a breach incident of the
+// token ({incident}) and an alert subscription ({sub}). The invite link's
+// own page is checked in TestInviteWithoutMail.
 var getPages = []string{
 	"/", "/setup", "/login", "/logout", "/account", "/o/new",
 	"/o/acme-labs", "/o/acme-labs/settings", "/o/acme-labs/settings/delete", "/o/acme-labs/tokens",
 	"/o/acme-labs/tokens?env=dev&revoked=1", "/o/acme-labs/tokens/{id}/revoke", "/o/acme-labs/keys",
 	"/o/acme-labs/keys/main/rotate", "/o/acme-labs/keys/main/delete", "/o/acme-labs/audit?action=token.create",
 	"/o/acme-labs/members", "/o/acme-labs/members/{user}/remove", "/o/acme-labs/invites/{invite}/revoke",
+	"/o/acme-labs/tokens/{id}", "/o/acme-labs/usage", "/o/acme-labs/usage?since=7d&token={id}",
+	"/o/acme-labs/alerts", "/o/acme-labs/alerts?open=1&token={id}", "/o/acme-labs/alerts/subscriptions/{sub}/delete",
+	"/o/acme-labs/billing", "/o/acme-labs/billing?month=2026-02",
 	// Routes that only POST: a GET must not reach them.
 	"/o/acme-labs/tokens/{id}/reveal", "/o/acme-labs/tokens/{id}/policy", "/o/acme-labs/env",
 	"/o/acme-labs/settings/rename", "/o/acme-labs/members/{user}/role", "/o/acme-labs/invites",
-	"/o/acme-labs/invites/{invite}/resend",
+	"/o/acme-labs/invites/{invite}/resend", "/o/acme-labs/tokens/{id}/alerting", "/o/acme-labs/tokens/{id}/suspend",
+	"/o/acme-labs/tokens/{id}/resume", "/o/acme-labs/usage/unused/revoke", "/o/acme-labs/alerts/{incident}/ack",
+	"/o/acme-labs/alerts/subscriptions", "/o/acme-labs/alerts/test", "/o/acme-labs/billing/prices",
 }
 
-// pageFixture makes what getPages name: a token, and a pending invite; it
-// returns the replacer for the page paths.
+// pageFixture makes what getPages name: a token with usage and an
+// incident, a pending invite and an alert subscription; it returns the
+// replacer for the page paths.
 func pageFixture(t *testing.T, s *site, b *visitor) *strings.Replacer {
 	t.Helper()
 	b.createToken("acme-labs", tokenFields("svc"))
 	id := tokenID(t, b.mustGet("/o/acme-labs/tokens"), "svc")
-	invite, err := s.Service.CreateInvite(t.Context(), "acme-labs", principal(t, s, s.Owner), manage.InviteInput{Email: "new@example.com", Role: "developer"})
+	tok, err := s.Store.Token(t.Context(), s.Org.ID, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.NewReplacer("{id}", id, "{user}", s.Dev.ID, "{invite}", invite.Invite.ID)
+	use(t, s, tok, s.Clock.Now(), "gpt-4o", 1, 10, 10, 100)
+	inc := breach(t, s, tok, alerts.IPNotAllowed, "", "curl/8.5")
+	owner := principal(t, s, s.Owner)
+	invite, err := s.Service.CreateInvite(t.Context(), "acme-labs", owner, manage.InviteInput{Email: "new@example.com", Role: "developer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := s.Service.Subscribe(t.Context(), "acme-labs", owner, manage.SubscriptionInput{Protocol: "https", Endpoint: "https://hooks.example.invalid/kve"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.NewReplacer("{id}", id, "{user}", s.Dev.ID, "{invite}", invite.Invite.ID, "{incident}", inc.ID, "{sub}", sub.ID)
 }
 
 // TestNoMutationOnGET opens every page and checks that nothing changed: no
@@ -184,6 +236,25 @@ func TestNoMutationOnGET(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		incidents, err := s.Store.Incidents(t.Context(), s.Org.ID, store.IncidentFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, inc := range incidents.Items {
+			fmt.Fprintf(&b, "%s %d %v ", inc.ID, inc.Count, inc.AckedAt)
+		}
+		subs, err := s.Store.Subscriptions(t.Context(), s.Org.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sub := range subs {
+			b.WriteString(sub.ID + " ")
+		}
+		billing, err := s.Store.Billing(t.Context(), s.Org.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%+v ", billing)
 		return b.String() + org.Name + " " + strings.Join(tokens(t, s), " ")
 	}
 	before := snapshot()

@@ -299,3 +299,96 @@ func (s *server) env(w http.ResponseWriter, r *http.Request) error {
 	slug := membership(r).Org.Slug
 	return s.render(w, r, http.StatusOK, "env", ".env for "+env, "Tokens", envView{Slug: slug, Env: env, Text: string(text)})
 }
+
+type tokenView struct {
+	Slug      string
+	Token     tokenRow
+	Limits    []string // beyond the policy: tokens per minute, a monthly budget
+	Manager   bool     // may change its alert settings and see its incidents
+	Alerting  *form
+	Incidents []incidentRow
+	More      bool   // it has more incidents than the page shows
+	Usage     string // its usage page, when the caller may see it
+}
+
+// tokenIncidents is how many of a token's incidents its page shows; the
+// alerts page lists them all.
+const tokenIncidents = 10
+
+// token shows one token: its rules and limits, a suspension, and for
+// Owners and Admins its breach alert settings and latest incidents. It is
+// not found for a token the caller may not see.
+func (s *server) token(w http.ResponseWriter, r *http.Request) error {
+	p, m := principal(r), membership(r)
+	t, err := s.svc.Token(r.Context(), orgRef(r), p, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	team, err := s.team(r)
+	if err != nil {
+		return err
+	}
+	names := peopleOf(team)
+	v := tokenView{Slug: m.Org.Slug, Token: s.tokenRow(t, p, m.Role, names), Manager: managerRole(m.Role)}
+	l, err := s.svc.TokenLimits(r.Context(), orgRef(r), p, t.ID)
+	if err != nil {
+		return err
+	}
+	if l.TPM > 0 {
+		v.Limits = append(v.Limits, count(int64(l.TPM))+" tokens / min")
+	}
+	if l.MonthBudgetMicro > 0 {
+		v.Limits = append(v.Limits, "$"+dollars(l.MonthBudgetMicro)+" / month")
+	}
+	if v.Manager || t.Kind == kve.TokenPersonal && t.OwnerID == p.UserID {
+		v.Usage = s.base + "/o/" + m.Org.Slug + "/usage?" + url.Values{"token": {t.ID}}.Encode()
+	}
+	if v.Manager {
+		v.Alerting = newForm(url.Values{})
+		if t.Alerts {
+			v.Alerting.Values.Set("alerts", "on")
+		}
+		if t.AutoSuspend {
+			v.Alerting.Values.Set("auto_suspend", "on")
+		}
+		page, err := s.svc.Incidents(r.Context(), orgRef(r), p, manage.IncidentQuery{TokenID: t.ID, Limit: tokenIncidents})
+		if err != nil {
+			return err
+		}
+		for _, inc := range page.Items {
+			v.Incidents = append(v.Incidents, incidentRowOf(inc, p, names))
+		}
+		v.More = page.Next != ""
+	}
+	return s.render(w, r, http.StatusOK, "token", "Token "+t.Name, "Tokens", v)
+}
+
+// setAlerting turns a token's breach alerts and its automatic suspension
+// on or off (Owner, Admin).
+func (s *server) setAlerting(w http.ResponseWriter, r *http.Request) error {
+	f, err := s.parseForm(w, r)
+	if err != nil {
+		return err
+	}
+	alerts, suspend := f.Checked("alerts"), f.Checked("auto_suspend")
+	id := r.PathValue("id")
+	patch := manage.TokenPatch{Alerts: &alerts, AutoSuspend: &suspend}
+	if _, err := s.svc.UpdateToken(r.Context(), orgRef(r), principal(r), id, patch); err != nil {
+		return err
+	}
+	return s.redirect(w, r, "/o/"+membership(r).Org.Slug+"/tokens/"+id+"?done=token_alerting")
+}
+
+// setSuspended returns the handler that suspends a token (on) or resumes
+// it (Owner, Admin): a suspended token is refused like a revoked one, but
+// can come back.
+func (s *server) setSuspended(on bool) handlerFunc {
+	done := map[bool]string{true: "token_suspended", false: "token_resumed"}[on]
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id := r.PathValue("id")
+		if _, err := s.svc.UpdateToken(r.Context(), orgRef(r), principal(r), id, manage.TokenPatch{Suspended: &on}); err != nil {
+			return err
+		}
+		return s.redirect(w, r, "/o/"+membership(r).Org.Slug+"/tokens/"+id+"?done="+done)
+	}
+}

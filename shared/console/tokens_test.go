@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/keyvault-edge/kve/shared/alerts"
 	"github.com/keyvault-edge/kve/shared/kve"
 	"github.com/keyvault-edge/kve/shared/manage"
 	"github.com/keyvault-edge/kve/shared/store"
@@ -376,4 +377,112 @@ func auditEvents(t *testing.T, s *site, f store.EventFilter) []kve.Event {
 		t.Fatal(err)
 	}
 	return page.Items
+}
+
+// TestTokenPage opens a token's own page as each role: its rules, and for
+// Owners and Admins its breach alert settings, suspension and incidents.
+func TestTokenPage(t *testing.T) {
+	s := newSite(t)
+	web := issue(t, s, s.Owner, "web", "prd", false)
+	laptop := issue(t, s, s.Dev, "dev laptop", "dev", true)
+	other := issue(t, s, s.Dev2, "dev2 laptop", "dev", true)
+	breach(t, s, web, alerts.OriginNotAllowed, hostileOrigin, hostileAgent)
+	owner := s.owner(t)
+	path := "/o/acme-labs/tokens/" + web.ID
+
+	page := owner.mustGet(path)
+	for _, want := range []string{
+		"<h1>Token web</h1>", `<input id="alerts" name="alerts" type="checkbox" checked`,
+		`<input id="auto_suspend" name="auto_suspend" type="checkbox" checked`,
+		`action="/o/acme-labs/tokens/` + web.ID + `/suspend"`, "Origin not allowed",
+		`origin <code>https://evil.example&#34;&gt;&lt;script&gt;alert(&#34;origin&#34;)&lt;/script&gt;</code>`,
+		`href="/o/acme-labs/usage?token=` + web.ID + `"`, `href="/o/acme-labs/alerts?token=` + web.ID + `"`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("token page lacks %s", want)
+		}
+	}
+	if strings.Contains(page, "<script>alert") {
+		t.Error("a breach sample reached the token page unescaped")
+	}
+	stored := func() kve.Token {
+		t.Helper()
+		got, err := s.Store.Token(t.Context(), s.Org.ID, web.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+
+	// Alerts off, automatic suspension kept: an unticked box is off.
+	res := owner.post(path+"/alerting", url.Values{"auto_suspend": {"on"}})
+	if res.Status != http.StatusSeeOther || res.location() != path+"?done=token_alerting" {
+		t.Fatalf("alerting: %d to %q", res.Status, res.location())
+	}
+	if got := stored(); got.Alerts || !got.AutoSuspend {
+		t.Errorf("after the change: alerts %v, auto suspend %v; want off, on", got.Alerts, got.AutoSuspend)
+	}
+	if page := owner.mustGet(res.location()); !strings.Contains(page, "Breach alert settings saved.") ||
+		!strings.Contains(page, `<input id="alerts" name="alerts" type="checkbox" aria-describedby`) {
+		t.Error("the page does not show alerts off")
+	}
+
+	// Suspend and resume.
+	if res := owner.post(path+"/suspend", url.Values{}); res.Status != http.StatusSeeOther || res.location() != path+"?done=token_suspended" {
+		t.Fatalf("suspend: %d to %q", res.Status, res.location())
+	}
+	if got := stored(); !got.Suspended() || got.Suspension != "manual" {
+		t.Errorf("after suspend: %v %q", got.SuspendedAt, got.Suspension)
+	}
+	page = owner.mustGet(path)
+	if !strings.Contains(page, "This token is suspended (manual)") || !strings.Contains(page, `action="`+path+`/resume"`) {
+		t.Error("the token page does not show the suspension with a resume button")
+	}
+	if list := owner.mustGet("/o/acme-labs/tokens"); !strings.Contains(list, `<a class="badge bad" href="`+path+`">suspended</a>`) {
+		t.Error("the token list has no suspended badge")
+	}
+	if res := owner.post(path+"/resume", url.Values{}); res.Status != http.StatusSeeOther {
+		t.Errorf("resume: status %d", res.Status)
+	}
+	if got := stored(); got.Suspended() {
+		t.Errorf("resumed, still suspended since %v", got.SuspendedAt)
+	}
+
+	t.Run("admin", func(t *testing.T) {
+		if page := s.as(t, s.Admin).mustGet(path); !strings.Contains(page, `action="`+path+`/alerting"`) {
+			t.Error("an Admin has no alert settings form")
+		}
+	})
+	t.Run("developer", func(t *testing.T) {
+		dev := s.as(t, s.Dev)
+		page := dev.mustGet(path) // a shared token: visible, its usage and incidents not
+		for _, absent := range []string{"/alerting", "/suspend", `id="incidents"`, "/usage?token="} {
+			if strings.Contains(page, absent) {
+				t.Errorf("a developer's view of a shared token has %s", absent)
+			}
+		}
+		if page := dev.mustGet("/o/acme-labs/tokens/" + laptop.ID); !strings.Contains(page, `href="/o/acme-labs/usage?token=`+laptop.ID+`"`) {
+			t.Error("a developer's own token page does not link its usage")
+		}
+		if res := dev.get("/o/acme-labs/tokens/" + other.ID); res.Status != http.StatusNotFound {
+			t.Errorf("another developer's token: status %d, want 404", res.Status)
+		}
+		for _, action := range []string{"/alerting", "/suspend", "/resume"} {
+			if res := dev.post("/o/acme-labs/tokens/"+laptop.ID+action, url.Values{}); res.Status != http.StatusForbidden {
+				t.Errorf("a developer posts %s on their own token: status %d, want 403", action, res.Status)
+			}
+		}
+	})
+	t.Run("revoked", func(t *testing.T) {
+		if _, err := s.Service.RevokeToken(t.Context(), "acme-labs", principal(t, s, s.Owner), web.ID); err != nil {
+			t.Fatal(err)
+		}
+		page := owner.mustGet(path)
+		if !strings.Contains(page, `<span class="badge bad">revoked</span>`) || strings.Contains(page, "/alerting") || strings.Contains(page, "/suspend") {
+			t.Error("a revoked token's page offers alert settings, or does not say it is revoked")
+		}
+		if res := owner.post(path+"/suspend", url.Values{}); res.Status != http.StatusGone {
+			t.Errorf("suspending a revoked token: status %d, want 410", res.Status)
+		}
+	})
 }

@@ -35,6 +35,11 @@ type tokenRow struct {
 	LastUsed       time.Time
 	Expired        bool
 	Revoked        bool
+	Suspended      bool   // refused until a manager resumes it
+	Suspension     string // why: a breach type, or "manual"
+	SuspendedAt    time.Time
+	Alerts         bool // its incidents go to the alert subscriptions
+	AutoSuspend    bool // kve may suspend it on a breach
 	CanRevoke      bool
 	CanEdit        bool
 	Edit           *form // the edit form of its rules, when CanEdit
@@ -50,6 +55,8 @@ func (s *server) tokenRow(t kve.Token, p manage.Principal, role kve.Role, names 
 		RPM: "unlimited", Budget: "unlimited",
 		CreatedBy: names.who(t.CreatedBy, p), CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt, LastUsed: t.LastUsed,
 		Expired: t.Expired(s.now()), Revoked: t.Revoked(),
+		Suspended: t.Suspended(), Suspension: t.Suspension, SuspendedAt: t.SuspendedAt,
+		Alerts: t.Alerts, AutoSuspend: t.AutoSuspend,
 	}
 	if !row.Shared {
 		row.Owner = names.who(t.OwnerID, p)

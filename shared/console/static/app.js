@@ -135,22 +135,60 @@
     }
   });
 
-  // A link with data-confirm opens the page's confirmation dialog, which
-  // posts to data-confirm-action. The dialog is modal: focus stays in it,
-  // Escape or Cancel closes it, and focus returns to the link.
+  // ask opens the page's confirmation dialog for the element that asks
+  // (its data-confirm is the question), posting fields to action. The
+  // dialog is modal: focus stays in it, Escape or Cancel closes it, and
+  // focus returns to back.
+  function ask(dialog, from, action, fields, back) {
+    const form = dialog.querySelector('form');
+    for (const old of form.querySelectorAll('input.carried')) {
+      old.remove();
+    }
+    for (const [name, value] of fields) {
+      const input = document.createElement('input');
+      input.type = 'hidden';
+      input.className = 'carried';
+      input.name = name;
+      input.value = value;
+      form.append(input);
+    }
+    dialog.querySelector('#confirm-text').textContent = from.dataset.confirm;
+    dialog.querySelector('#confirm-title').textContent = (from.dataset.confirmButton || 'Confirm') + '?';
+    dialog.querySelector('#confirm-button').textContent = from.dataset.confirmButton || 'Confirm';
+    form.action = action;
+    dialog.addEventListener('close', () => back.focus(), { once: true });
+    dialog.showModal();
+  }
+
+  function confirmDialog() {
+    const dialog = document.getElementById('confirm');
+    return dialog && typeof dialog.showModal === 'function' ? dialog : null;
+  }
+
+  // A link with data-confirm asks, then posts to data-confirm-action.
   document.addEventListener('click', (event) => {
     const link = event.target instanceof Element && event.target.closest('a[data-confirm]');
-    const dialog = document.getElementById('confirm');
-    if (!link || !dialog || typeof dialog.showModal !== 'function') {
+    const dialog = confirmDialog();
+    if (!link || !dialog) {
       return;
     }
     event.preventDefault();
-    dialog.querySelector('#confirm-text').textContent = link.dataset.confirm;
-    dialog.querySelector('#confirm-title').textContent = (link.dataset.confirmButton || 'Confirm') + '?';
-    dialog.querySelector('#confirm-button').textContent = link.dataset.confirmButton || 'Confirm';
-    dialog.querySelector('form').action = link.dataset.confirmAction;
-    dialog.addEventListener('close', () => link.focus(), { once: true });
-    dialog.showModal();
+    ask(dialog, link, link.dataset.confirmAction, [], link);
+  });
+
+  // A form with data-confirm asks, then posts its own fields with
+  // confirm=yes; without this script kve answers the form with a
+  // confirmation page instead.
+  document.addEventListener('submit', (event) => {
+    const form = event.target;
+    const dialog = confirmDialog();
+    if (!(form instanceof HTMLFormElement) || !form.hasAttribute('data-confirm') || !dialog) {
+      return;
+    }
+    event.preventDefault();
+    const fields = [...new FormData(form)].filter(([, value]) => typeof value === 'string');
+    fields.push(['confirm', 'yes']);
+    ask(dialog, form, form.action, fields, event.submitter || form);
   });
 
   // Escape closes an open organization switcher.
