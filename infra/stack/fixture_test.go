@@ -6,7 +6,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -335,9 +334,6 @@ func strs(v any) []string {
 	sort.Strings(out)
 	return out
 }
-
-// keys returns a map's keys, sorted.
-func keys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // covers reports whether an IAM pattern in patterns (an action like
 // "dynamodb:*", or "*") matches s.

@@ -10,13 +10,13 @@ import (
 	"github.com/keyvault-edge/kve/shared/kve"
 )
 
-// internalCause is an error whose text must never reach a user: it names a
+// errInternalCause is an error whose text must never reach a user: it names a
 // table, an upstream URL and a fake key.
-var internalCause = errors.New("dynamodb: table kve-prod at https://internal.example: sk-test-FAKE-cause")
+var errInternalCause = errors.New("dynamodb: table kve-prod at https://internal.example: sk-test-FAKE-cause")
 
 func TestErrorClassification(t *testing.T) {
 	invalid := kve.Errorf(kve.KindInvalid, "invalid_origin", "%q is not a valid origin", "null")
-	unavailable := kve.Wrap(kve.KindUnavailable, "store_unavailable", "the store is unavailable", internalCause)
+	unavailable := kve.Wrap(kve.KindUnavailable, "store_unavailable", "the store is unavailable", errInternalCause)
 	noCode := kve.Errorf(kve.KindForbidden, "", "not allowed")
 
 	tests := []struct {
@@ -36,12 +36,12 @@ func TestErrorClassification(t *testing.T) {
 		{"ErrConflict", kve.ErrConflict, kve.KindConflict, "conflict", "conflicts with the current state"},
 		{"ErrUnavailable", kve.ErrUnavailable, kve.KindUnavailable, "unavailable", "temporarily unavailable"},
 		{"outermost kind wins", kve.Wrap(kve.KindForbidden, "denied", "denied", kve.ErrNotFound), kve.KindForbidden, "denied", "denied"},
-		{"plain error", internalCause, kve.KindInternal, "internal", "internal error"},
-		{"wrapped plain error", fmt.Errorf("save: %w", internalCause), kve.KindInternal, "internal", "internal error"},
+		{"plain error", errInternalCause, kve.KindInternal, "internal", "internal error"},
+		{"wrapped plain error", fmt.Errorf("save: %w", errInternalCause), kve.KindInternal, "internal", "internal error"},
 		{"nil", nil, kve.KindInternal, "internal", "internal error"},
-		{"internal kind with a message", kve.Wrap(kve.KindInternal, "bug", "seal token sk-test-FAKE-msg", internalCause), kve.KindInternal, "bug", "internal error"},
+		{"internal kind with a message", kve.Wrap(kve.KindInternal, "bug", "seal token sk-test-FAKE-msg", errInternalCause), kve.KindInternal, "bug", "internal error"},
 		{"internal over a client error", kve.Wrap(kve.KindInternal, "", "", invalid), kve.KindInternal, "internal", "internal error"},
-		{"empty message", kve.Wrap(kve.KindUnavailable, "", "", internalCause), kve.KindUnavailable, "unavailable", "internal error"},
+		{"empty message", kve.Wrap(kve.KindUnavailable, "", "", errInternalCause), kve.KindUnavailable, "unavailable", "internal error"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,8 +84,8 @@ func TestErrorText(t *testing.T) {
 }
 
 func TestErrorUnwrap(t *testing.T) {
-	err := fmt.Errorf("load: %w", kve.Wrap(kve.KindUnavailable, "", "store down", internalCause))
-	if !errors.Is(err, internalCause) {
+	err := fmt.Errorf("load: %w", kve.Wrap(kve.KindUnavailable, "", "store down", errInternalCause))
+	if !errors.Is(err, errInternalCause) {
 		t.Error("errors.Is does not find the cause through a kve error")
 	}
 	if !errors.Is(fmt.Errorf("x: %w", kve.ErrNotFound), kve.ErrNotFound) {

@@ -227,13 +227,6 @@ func (s *spool) done(u *kve.Usage) (int, error) {
 	return seg, nil
 }
 
-// release forgets the hold of a request that is not going to be forwarded.
-func (s *spool) release(requestID string) {
-	s.mu.Lock()
-	delete(s.open, requestID)
-	s.mu.Unlock()
-}
-
 // append writes one line with one write(2).
 func (s *spool) append(line []byte) error {
 	if s.f == nil {

@@ -122,6 +122,7 @@ func (b *Batcher) Close() {
 func (b *Batcher) run() {
 	defer close(b.done)
 	batch := make([]batchItem, 0, batchSize)
+	var settlements []store.Settlement // the store's copy of batch, kept between batches
 	tick := time.NewTicker(batchEvery)
 	defer tick.Stop()
 	failures := 0
@@ -131,11 +132,12 @@ func (b *Batcher) run() {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
-		settlements := make([]store.Settlement, len(batch))
+		settlements = settlements[:0]
 		for i := range batch {
-			settlements[i] = batch[i].s
+			settlements = append(settlements, batch[i].s)
 		}
 		err := writeRetrying(ctx, b.st, settlements)
+		clear(settlements) // let the records' strings go
 		if err != nil {
 			failures++
 			b.log.Error("usage_store_failed", "records", len(batch), "attempt", failures, "err", err)

@@ -51,10 +51,6 @@ func windowSK(t time.Time) string { return prefixRate + t.UTC().Format("2006-01-
 // windowTTL keeps a rate window an hour past its minute.
 const windowTTL = time.Hour
 
-// staleHoldsEvery bounds how often one process looks for an organization's
-// stale holds while settling (see Settle).
-const staleHoldsEvery = 5 * time.Minute
-
 func limitError(code, what string) error {
 	return kve.Errorf(kve.KindRateLimited, code, "%s", what)
 }

@@ -18,28 +18,28 @@ import (
 // that took them; settling stores the records (RecordUsage), whose cost
 // counts in full.
 func (s *Store) Settle(ctx context.Context, batch []store.Settlement) error {
-	records := make([]kve.Usage, len(batch))
+	records := make([]*kve.Usage, len(batch))
 	for i := range batch {
-		records[i] = batch[i].Usage
+		records[i] = &batch[i].Usage
 	}
-	return s.RecordUsage(ctx, records)
+	return s.recordUsage(ctx, records)
 }
 
 // rollupKey is one row of usage_daily.
 type rollupKey struct{ org, day, token, model string }
 
-// rollups sums a batch's inserted records per row of usage_daily and per
-// organization and month, to be written once each (see RecordUsage).
+// rollups sums a batch's new records per row of usage_daily, to be written
+// once each (see RecordUsage).
 type rollups struct {
-	rows   map[rollupKey]*store.Rollup
-	months map[[2]string]int64 // org id, month → micro-USD
+	rows map[rollupKey]*store.Rollup
 }
 
-func (r *rollups) add(u *kve.Usage) {
+// add adds u, of UTC day day, to its row.
+func (r *rollups) add(u *kve.Usage, day string) {
 	if r.rows == nil {
-		r.rows, r.months = map[rollupKey]*store.Rollup{}, map[[2]string]int64{}
+		r.rows = map[rollupKey]*store.Rollup{}
 	}
-	k := rollupKey{u.OrgID, u.Day(), u.TokenID, u.Model}
+	k := rollupKey{u.OrgID, day, u.TokenID, u.Model}
 	row := r.rows[k]
 	if row == nil {
 		row = &store.Rollup{}
@@ -63,7 +63,25 @@ func (r *rollups) add(u *kve.Usage) {
 	if u.At.After(row.LastAt) {
 		row.LastAt = u.At
 	}
-	r.months[[2]string{u.OrgID, u.Day()[:7]}] += u.CostMicro
+}
+
+// dayCache formats UTC days (2006-01-02), keeping the last: the records of
+// a batch are mostly of one day.
+type dayCache struct {
+	unix int64 // days since 1970-01-01
+	day  string
+}
+
+func (c *dayCache) of(t time.Time) string {
+	const secondsPerDay = 24 * 60 * 60
+	d := t.Unix() / secondsPerDay
+	if t.Unix()%secondsPerDay < 0 {
+		d-- // before 1970: round down
+	}
+	if c.day == "" || d != c.unix {
+		c.unix, c.day = d, t.UTC().Format(time.DateOnly)
+	}
+	return c.day
 }
 
 // sumColumns are the sums every rollup table has, in the order sums
@@ -81,29 +99,38 @@ const addSums = `requests = requests + excluded.requests, errors = errors + excl
 	bytes_in = bytes_in + excluded.bytes_in, bytes_out = bytes_out + excluded.bytes_out,
 	cost_micro = cost_micro + excluded.cost_micro, last_at = max(last_at, excluded.last_at)`
 
+// The statements that add sums to each rollup table (usageStatements).
+const (
+	addDaily = `INSERT INTO usage_daily (org_id, day, token_id, model, user_id, env, provider,
+			` + sumColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (org_id, day, token_id, model) DO UPDATE SET
+			user_id = excluded.user_id, env = excluded.env, provider = excluded.provider, ` + addSums
+	addDailyToken = `INSERT INTO usage_daily_token (org_id, day, token_id, user_id, env, provider,
+			` + sumColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (org_id, day, token_id) DO UPDATE SET
+			user_id = excluded.user_id, env = excluded.env, provider = excluded.provider, ` + addSums
+	addDailyModel = `INSERT INTO usage_daily_model (org_id, day, model, ` + sumColumns + `)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (org_id, day, model) DO UPDATE SET ` + addSums
+)
+
 func sums(r *store.Rollup) []any {
 	return []any{r.Requests, r.Errors, r.Estimated, r.PromptTokens, r.CompletionTokens, r.CachedTokens,
 		r.ReasoningTokens, r.BytesIn, r.BytesOut, r.CostMicro, millis(r.LastAt)}
 }
 
 // write adds the sums to the rollup tables (per day and token and model,
-// per day and token, per day and model) and to org_spend, for the records
-// whose token known says belongs to the record's organization.
-func (r *rollups) write(ctx context.Context, tx *sql.Tx, known func(orgID, tokenID string) bool) error {
+// per day and token, per day and model), to the tokens' spend per day and
+// to org_spend, for the records whose token known says belongs to the
+// record's organization.
+func (r *rollups) write(ctx context.Context, tx *sql.Tx, st *usageStatements, known func(orgID, tokenID string) bool) error {
 	if len(r.rows) == 0 {
 		return nil
 	}
 	byToken := map[[3]string]*store.Rollup{} // org, day, token
 	byModel := map[[3]string]*store.Rollup{} // org, day, model
 	months := map[[2]string]int64{}
-	add, err := tx.PrepareContext(ctx, `INSERT INTO usage_daily (org_id, day, token_id, model, user_id, env, provider,
-			`+sumColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (org_id, day, token_id, model) DO UPDATE SET
-			user_id = excluded.user_id, env = excluded.env, provider = excluded.provider, `+addSums)
-	if err != nil {
-		return classify("add rollups", "", err)
-	}
-	defer add.Close()
+	add := tx.StmtContext(ctx, st.daily)
 	for k, row := range r.rows {
 		if !known(k.org, k.token) {
 			continue
@@ -116,26 +143,25 @@ func (r *rollups) write(ctx context.Context, tx *sql.Tx, known func(orgID, token
 			return classify("add rollups", "", err)
 		}
 	}
+	add, spend := tx.StmtContext(ctx, st.dailyToken), tx.StmtContext(ctx, st.spend)
 	for k, row := range byToken {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO usage_daily_token (org_id, day, token_id, user_id, env, provider,
-				`+sumColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (org_id, day, token_id) DO UPDATE SET
-				user_id = excluded.user_id, env = excluded.env, provider = excluded.provider, `+addSums,
-			append([]any{k[0], k[1], k[2], row.UserID, row.Env, row.Provider}, sums(row)...)...); err != nil {
+		if _, err := add.ExecContext(ctx, append([]any{k[0], k[1], k[2], row.UserID, row.Env, row.Provider},
+			sums(row)...)...); err != nil {
 			return classify("add rollups", "", err)
 		}
+		if _, err := spend.ExecContext(ctx, k[2], k[1], row.CostMicro); err != nil {
+			return classify("add spend", "", err)
+		}
 	}
+	add = tx.StmtContext(ctx, st.dailyModel)
 	for k, row := range byModel {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO usage_daily_model (org_id, day, model, `+sumColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (org_id, day, model) DO UPDATE SET `+addSums,
-			append([]any{k[0], k[1], k[2]}, sums(row)...)...); err != nil {
+		if _, err := add.ExecContext(ctx, append([]any{k[0], k[1], k[2]}, sums(row)...)...); err != nil {
 			return classify("add rollups", "", err)
 		}
 	}
+	add = tx.StmtContext(ctx, st.orgSpend)
 	for k, micro := range months {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO org_spend (org_id, month, micro) VALUES (?, ?, ?)
-			ON CONFLICT (org_id, month) DO UPDATE SET micro = micro + excluded.micro`, k[0], k[1], micro); err != nil {
+		if _, err := add.ExecContext(ctx, k[0], k[1], micro); err != nil {
 			return classify("add month spend", "", err)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keyvault-edge/kve/shared/kve"
 )
 
 // migrationFiles are the schema changes, applied in the order of their
@@ -82,6 +84,11 @@ func migrate(ctx context.Context, db *sql.DB, now time.Time) error {
 		if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 			return fmt.Errorf("apply migration %s: %w", m.name, err)
 		}
+		if step := migrationStep(m.name); step != nil {
+			if err := step(ctx, tx); err != nil {
+				return fmt.Errorf("apply migration %s: %w", m.name, err)
+			}
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)`,
 			m.version, m.name, millis(now)); err != nil {
 			return fmt.Errorf("record migration %s: %w", m.name, err)
@@ -139,4 +146,71 @@ func appliedMigrations(ctx context.Context, tx *sql.Tx) ([]migration, error) {
 		return nil, fmt.Errorf("file has %d tables but an empty schema version: half-migrated", others)
 	}
 	return out, nil
+}
+
+// migrationStep returns the Go part of a migration, if it has one: what
+// SQL cannot do, run right after the file's SQL in the same transaction.
+func migrationStep(name string) func(context.Context, *sql.Tx) error {
+	switch name {
+	case "0006_usage_chunks.sql":
+		return chunkUsageRows
+	}
+	return nil
+}
+
+// chunkUsageRows is the Go part of 0006_usage_chunks.sql: it stores the
+// records of the usage table in chunks, as RecordUsage stores new ones,
+// and drops the table. Rows are read in the order of an index of the
+// table, one token's records at a time.
+func chunkUsageRows(ctx context.Context, tx *sql.Tx) error {
+	insert, err := tx.PrepareContext(ctx, insertChunk)
+	if err != nil {
+		return fmt.Errorf("chunk usage records: %w", err)
+	}
+	defer insert.Close()
+	rows, err := tx.QueryContext(ctx, `SELECT request_id, org_id, token_id, user_id, at, env, provider, method,
+			path, model, status, duration_ns, upstream_ns, bytes_in, bytes_out, prompt_tokens, completion_tokens,
+			cached_tokens, reasoning_tokens, estimated, cost_micro, client_ip, origin, client_aborted, reason
+		FROM usage ORDER BY org_id, token_id, at, request_id`)
+	if err != nil {
+		return fmt.Errorf("chunk usage records: %w", err)
+	}
+	defer rows.Close()
+	var batch []kve.Usage // records of one token, a few chunks' worth at a time
+	flush := func() error {
+		ptrs := make([]*kve.Usage, len(batch))
+		for i := range batch {
+			ptrs[i] = &batch[i]
+		}
+		err := insertChunks(ctx, insert, groupByKey(ptrs))
+		batch = batch[:0]
+		return err
+	}
+	for rows.Next() {
+		var u kve.Usage
+		var at, duration, upstream int64
+		if err := rows.Scan(&u.RequestID, &u.OrgID, &u.TokenID, &u.UserID, &at, &u.Env, &u.Provider, &u.Method,
+			&u.Path, &u.Model, &u.Status, &duration, &upstream, &u.BytesIn, &u.BytesOut,
+			&u.PromptTokens, &u.CompletionTokens, &u.CachedTokens, &u.ReasoningTokens, &u.Estimated, &u.CostMicro,
+			&u.ClientIP, &u.Origin, &u.ClientAborted, &u.Reason); err != nil {
+			return fmt.Errorf("chunk usage records: %w", err)
+		}
+		u.At, u.Duration, u.Upstream = fromMillis(at), time.Duration(duration), time.Duration(upstream)
+		if len(batch) > 0 && (len(batch) == 16*chunkRecords || batch[0].OrgID != u.OrgID || batch[0].TokenID != u.TokenID) {
+			if err := flush(); err != nil {
+				return fmt.Errorf("chunk usage records: %w", err)
+			}
+		}
+		batch = append(batch, u)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("chunk usage records: %w", err)
+	}
+	if err := flush(); err != nil {
+		return fmt.Errorf("chunk usage records: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DROP TABLE usage`); err != nil {
+		return fmt.Errorf("drop usage table: %w", err)
+	}
+	return nil
 }

@@ -34,7 +34,8 @@ type Store struct {
 	write *sql.DB // one connection: every write, in a transaction
 	read  *sql.DB // read-only connections: every query outside a write
 
-	tokenByHash *sql.Stmt // the proxy's lookup, prepared once
+	tokenByHash *sql.Stmt        // the proxy's lookup, prepared once
+	usage       *usageStatements // RecordUsage's, prepared once on write
 
 	// gen counts commits of this Store; tokens caches the proxy's lookups
 	// made at a generation, so a lookup is served from memory only while
@@ -78,11 +79,15 @@ func open(ctx context.Context, path string, busy time.Duration) (*Store, error) 
 		write.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
+	if s.usage, err = prepareUsage(ctx, write); err != nil {
+		write.Close()
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
 
 	readers := max(4, runtime.GOMAXPROCS(0))
 	s.read, err = sql.Open("sqlite", dsn(path, busy, true))
 	if err != nil {
-		write.Close()
+		s.Close()
 		return nil, fmt.Errorf("open sqlite store: %w", err)
 	}
 	s.read.SetMaxOpenConns(readers)
@@ -126,6 +131,9 @@ func (s *Store) Close() error {
 	var errs []error
 	if s.tokenByHash != nil {
 		errs = append(errs, s.tokenByHash.Close())
+	}
+	if s.usage != nil {
+		errs = append(errs, s.usage.close())
 	}
 	if s.read != nil {
 		errs = append(errs, s.read.Close())
