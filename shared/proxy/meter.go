@@ -174,18 +174,87 @@ func topLevelUsage(body []byte, d *usageDoc) bool {
 		case "modelVersion":
 			d.ModelVersion = stringValue(value)
 		case "usage":
-			var f usageFields
-			if json.Unmarshal(value, &f) == nil {
+			if f, ok := decodeUsageFields(value); ok {
 				d.Usage = &f
 			}
 		case "usageMetadata":
 			var g geminiUsage
-			if json.Unmarshal(value, &g) == nil {
+			ok := members(value, func(k, v []byte) bool {
+				switch string(k) {
+				case "promptTokenCount":
+					g.PromptTokenCount = intValue(v)
+				case "candidatesTokenCount":
+					g.CandidatesTokenCount = intValue(v)
+				case "cachedContentTokenCount":
+					g.CachedContentTokenCount = intValue(v)
+				case "thoughtsTokenCount":
+					g.ThoughtsTokenCount = intValue(v)
+				}
+				return true
+			})
+			if ok {
 				d.UsageMetadata = &g
 			}
 		}
 		return true
 	})
+}
+
+// decodeUsageFields reads a usage object of any supported provider with the
+// top-level walker: the same fields as usageFields' JSON tags, without
+// encoding/json's reflection on the hot path.
+func decodeUsageFields(raw []byte) (usageFields, bool) {
+	var f usageFields
+	detail := func(raw []byte, name string) *int64 {
+		var n int64
+		found := false
+		members(raw, func(k, v []byte) bool {
+			if string(k) == name {
+				n, found = intValue(v), true
+			}
+			return true
+		})
+		if !found {
+			return nil
+		}
+		return &n
+	}
+	ok := members(raw, func(k, v []byte) bool {
+		switch string(k) {
+		case "prompt_tokens":
+			f.PromptTokens = intValue(v)
+		case "completion_tokens":
+			f.CompletionTokens = intValue(v)
+		case "input_tokens":
+			f.InputTokens = intValue(v)
+		case "output_tokens":
+			f.OutputTokens = intValue(v)
+		case "cache_read_input_tokens":
+			f.CacheReadInputTokens = intValue(v)
+		case "cache_creation_input_tokens":
+			f.CacheCreationInputTokens = intValue(v)
+		case "prompt_tokens_details", "input_tokens_details":
+			if n := detail(v, "cached_tokens"); n != nil {
+				d := &cachedDetail{*n}
+				if string(k) == "prompt_tokens_details" {
+					f.PromptTokensDetails = d
+				} else {
+					f.InputTokensDetails = d
+				}
+			}
+		case "completion_tokens_details", "output_tokens_details":
+			if n := detail(v, "reasoning_tokens"); n != nil {
+				d := &reasoningDetail{*n}
+				if string(k) == "completion_tokens_details" {
+					f.CompletionTokensDetails = d
+				} else {
+					f.OutputTokensDetails = d
+				}
+			}
+		}
+		return true
+	})
+	return f, ok
 }
 
 // lastUsageKey finds the start of a {"usage":…} or {"usageMetadata":…}
@@ -225,24 +294,25 @@ type usageDocMsg struct {
 }
 
 type usageFields struct {
-	PromptTokens        int64 `json:"prompt_tokens"`
-	CompletionTokens    int64 `json:"completion_tokens"`
-	PromptTokensDetails *struct {
-		CachedTokens int64 `json:"cached_tokens"`
-	} `json:"prompt_tokens_details"`
-	CompletionTokensDetails *struct {
-		ReasoningTokens int64 `json:"reasoning_tokens"`
-	} `json:"completion_tokens_details"`
+	PromptTokens            int64            `json:"prompt_tokens"`
+	CompletionTokens        int64            `json:"completion_tokens"`
+	PromptTokensDetails     *cachedDetail    `json:"prompt_tokens_details"`
+	CompletionTokensDetails *reasoningDetail `json:"completion_tokens_details"`
 	// Anthropic, and OpenAI's Responses API (which has the details)
-	InputTokens          int64 `json:"input_tokens"`
-	OutputTokens         int64 `json:"output_tokens"`
-	CacheReadInputTokens int64 `json:"cache_read_input_tokens"`
-	InputTokensDetails   *struct {
-		CachedTokens int64 `json:"cached_tokens"`
-	} `json:"input_tokens_details"`
-	OutputTokensDetails *struct {
-		ReasoningTokens int64 `json:"reasoning_tokens"`
-	} `json:"output_tokens_details"`
+	InputTokens              int64            `json:"input_tokens"`
+	OutputTokens             int64            `json:"output_tokens"`
+	CacheReadInputTokens     int64            `json:"cache_read_input_tokens"`
+	CacheCreationInputTokens int64            `json:"cache_creation_input_tokens"`
+	InputTokensDetails       *cachedDetail    `json:"input_tokens_details"`
+	OutputTokensDetails      *reasoningDetail `json:"output_tokens_details"`
+}
+
+type cachedDetail struct {
+	CachedTokens int64 `json:"cached_tokens"`
+}
+
+type reasoningDetail struct {
+	ReasoningTokens int64 `json:"reasoning_tokens"`
 }
 
 type geminiUsage struct {
@@ -323,10 +393,13 @@ func (m *meter) applyFields(f *usageFields) {
 		if f.OutputTokensDetails != nil {
 			u.ReasoningTokens = f.OutputTokensDetails.ReasoningTokens
 		}
-	case f.InputTokens > 0 || f.OutputTokens > 0:
+	case f.InputTokens > 0 || f.OutputTokens > 0 || f.CacheReadInputTokens > 0 || f.CacheCreationInputTokens > 0:
+		// Anthropic: input_tokens excludes what was read from or written to
+		// the prompt cache; writes are metered as ordinary input.
 		m.found = true
-		if f.InputTokens > 0 { // message_delta repeats only the output count
-			u.PromptTokens = f.InputTokens + f.CacheReadInputTokens
+		if in := f.InputTokens + f.CacheReadInputTokens + f.CacheCreationInputTokens; in > 0 {
+			// message_delta repeats only the output count
+			u.PromptTokens = in
 			u.CachedTokens = f.CacheReadInputTokens
 		}
 		u.CompletionTokens = f.OutputTokens

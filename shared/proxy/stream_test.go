@@ -117,6 +117,9 @@ func TestUsageFormats(t *testing.T) {
 		{"anthropic json", "anthropic", "/anthropic/v1/messages", "application/json",
 			`{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn","usage":{"input_tokens":30,"cache_read_input_tokens":10,"output_tokens":7}}`,
 			kve.Usage{Model: "claude-sonnet-4-5", PromptTokens: 40, CompletionTokens: 7, CachedTokens: 10}},
+		{"anthropic json with cache writes", "anthropic", "/anthropic/v1/messages", "application/json",
+			`{"id":"msg_2","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Hi"}],"usage":{"input_tokens":3,"cache_creation_input_tokens":2000,"cache_read_input_tokens":500,"output_tokens":9,"cache_creation":{"ephemeral_5m_input_tokens":2000,"ephemeral_1h_input_tokens":0}}}`,
+			kve.Usage{Model: "claude-sonnet-4-5", PromptTokens: 2503, CompletionTokens: 9, CachedTokens: 500}},
 		{"anthropic sse", "anthropic", "/anthropic/v1/messages", "text/event-stream",
 			"event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-haiku-4-5\",\"content\":[],\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n" +
 				"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n" +
