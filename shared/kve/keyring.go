@@ -7,12 +7,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"hash"
+	"sync"
 )
 
 // Hasher keys the lookup HMAC of tokens and sessions with the server's
 // pepper. The proxy holds only a Hasher: it never needs to reveal a token.
 type Hasher struct {
-	pepper []byte
+	macs sync.Pool // of hash.Hash keyed with the pepper; keying costs as much as hashing a token
 }
 
 // NewHasher returns a hasher for a 32-byte pepper.
@@ -20,7 +22,14 @@ func NewHasher(pepper []byte) (*Hasher, error) {
 	if len(pepper) != KeySize {
 		return nil, errors.New("keyring: pepper must be 32 bytes")
 	}
-	return &Hasher{pepper: append([]byte(nil), pepper...)}, nil
+	return newHasher(pepper), nil
+}
+
+func newHasher(pepper []byte) *Hasher {
+	key := append([]byte(nil), pepper...)
+	h := &Hasher{}
+	h.macs.New = func() any { return hmac.New(sha256.New, key) }
+	return h
 }
 
 // Keyring holds the two server-side secrets behind tokens: the pepper that
@@ -48,15 +57,18 @@ func NewKeyring(pepper, sealKey []byte) (*Keyring, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Keyring{Hasher: &Hasher{pepper: append([]byte(nil), pepper...)}, aead: aead}, nil
+	return &Keyring{Hasher: newHasher(pepper), aead: aead}, nil
 }
 
 // Hash returns HMAC-SHA256(pepper, value): the store's lookup key for a token
 // or session. The MAC is never a credential itself.
 func (h *Hasher) Hash(value string) []byte {
-	m := hmac.New(sha256.New, h.pepper)
+	m := h.macs.Get().(hash.Hash)
 	m.Write([]byte(value))
-	return m.Sum(nil)
+	sum := m.Sum(nil)
+	m.Reset()
+	h.macs.Put(m)
+	return sum
 }
 
 // Seal encrypts plaintext with AES-256-GCM, bound to aad (the row it belongs

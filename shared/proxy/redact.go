@@ -32,10 +32,19 @@ func keyForms(key kve.Secret) []string {
 }
 
 // redactHeaders replaces a key echoed in any response header.
+// Every form is at least as long as the key, so the forms are built only
+// when a value is long enough to hold one: most responses never need them.
 func redactHeaders(h http.Header, key kve.Secret) {
-	forms := keyForms(key)
+	shortest := len(key.Reveal())
+	var forms []string
 	for name, vs := range h {
 		for i, v := range vs {
+			if len(v) < shortest {
+				continue
+			}
+			if forms == nil {
+				forms = keyForms(key)
+			}
 			for _, f := range forms {
 				if strings.Contains(v, f) {
 					v = strings.ReplaceAll(v, f, redactedKey)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/base64"
 	"errors"
 	"io"
 	"net"
@@ -22,6 +23,8 @@ func TestRedactsEchoedKey(t *testing.T) {
 	e := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Debug-Auth", r.Header.Get("Authorization"))
+		w.Header().Set("X-Debug-Key", fakeKey) // exactly as long as the key
+		w.Header().Set("X-Debug-Basic", base64.StdEncoding.EncodeToString([]byte(fakeKey)))
 		w.WriteHeader(401)
 		io.WriteString(w, `{"error":{"message":"Incorrect API key provided: `+fakeKey+`. See https://x/?key=`+url.QueryEscape(fakeKey)+`","type":"invalid_request_error","code":"invalid_api_key"}}`)
 	})
@@ -32,6 +35,11 @@ func TestRedactsEchoedKey(t *testing.T) {
 	}
 	if strings.Contains(body, fakeKey) || strings.Contains(res.Header.Get("X-Debug-Auth"), fakeKey) {
 		t.Fatalf("key echoed to the client: %s / %s", body, res.Header.Get("X-Debug-Auth"))
+	}
+	for _, name := range []string{"X-Debug-Key", "X-Debug-Basic"} {
+		if got := res.Header.Get(name); got != "[redacted by kve]" {
+			t.Errorf("%s = %q, want it redacted", name, got)
+		}
 	}
 	if !strings.Contains(body, "invalid_api_key") || !strings.Contains(body, "[redacted by kve]") {
 		t.Errorf("upstream error not passed through: %s", body)
