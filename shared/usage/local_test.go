@@ -242,11 +242,12 @@ func TestLocalRecoversAfterKill(t *testing.T) {
 	done, streaming := e.request(tok), e.request(tok)
 	g1, err := l.Admit(t.Context(), &tok, done, proxy.Ask{MaxOutputTokens: 1000})
 	e.ok(err)
+	served(l, done, g1)
 	_, err = l.Admit(t.Context(), &tok, streaming, proxy.Ask{MaxOutputTokens: 1000})
 	e.ok(err)
-	served(l, done, g1)
 	// SIGKILL: nothing is flushed or closed. (The batcher goroutine is
 	// left to the test's end; its store writes are idempotent.)
+	l.spool.timer.Stop()
 	l2 := e.open()
 	defer l2.Close()
 	recs := e.records(tok)

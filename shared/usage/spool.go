@@ -13,19 +13,24 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/keyvault-edge/kve/shared/kve"
 	"github.com/keyvault-edge/kve/shared/store"
 )
 
 // spool is local mode's write-ahead log of usage (SECURITY T50, G4): a
-// request's hold is appended before it is forwarded, its record when it
-// completes, each line with one write(2) and no fsync. A process killed at
-// any point (SIGKILL) loses nothing written: the kernel has the bytes. On
-// the next start the records are stored and every hold without a record
-// becomes one, charged its reservation (the request's execution died with
-// its process). Only a power loss can lose lines, or tear the last one,
-// which replay skips.
+// request's hold is written before it is forwarded, with one write(2) and
+// no fsync, so a process killed at any point (SIGKILL) has a line for every
+// request it forwarded: the kernel has the bytes. A request's record, when
+// it completes, waits in memory for the next hold's write(2) or at most
+// doneDelay: under load the two lines of a request cost one system call,
+// not two. On the next start the records are stored and every hold without
+// a record becomes one, charged its reservation: the request's execution
+// died with its process, or it finished within doneDelay of the kill (the
+// store keeps the first record of a request id, so one that reached the
+// store in the meantime wins). Only a power loss can lose lines, or tear
+// the last one, which replay skips.
 //
 // The log is a directory of numbered segments. Records also go to the
 // store in batches; a segment is deleted once every record in it is
@@ -40,8 +45,13 @@ type spool struct {
 	lines   int               // lines in it
 	open    map[string][]byte // hold lines of requests in flight, by request id
 	pending map[int]int       // records per segment not stored yet
-	buf     []byte            // the record line being written, under mu
+	later   []byte            // record lines not written yet
+	timer   *time.Timer       // writes later after doneDelay
+	failed  error             // the last failure to write later, reported by done
 }
+
+// doneDelay is the longest a record line waits for the next hold's write.
+const doneDelay = 10 * time.Millisecond
 
 // segmentLines is when a segment is rotated: a few MB of JSON lines.
 const segmentLines = 20_000
@@ -105,6 +115,8 @@ func openSpool(dir string) (*spool, []store.Settlement, []int, error) {
 		recovered = append(recovered, store.Settlement{Usage: u})
 	}
 	s := &spool{dir: dir, open: map[string][]byte{}, pending: map[int]int{}}
+	s.timer = time.AfterFunc(time.Hour, s.flushLater)
+	s.timer.Stop()
 	next := 1
 	if len(segs) > 0 {
 		next = segs[len(segs)-1] + 1
@@ -198,52 +210,80 @@ func (s *spool) start(n int) error {
 	return nil
 }
 
-// hold appends a request's hold.
+// hold writes a request's hold, with the record lines waiting, before the
+// request is forwarded.
 func (s *spool) hold(u *kve.Usage, micro int64) error {
 	line := appendHold(make([]byte, 0, 512), u, micro)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.append(line); err != nil {
-		return err
+	if s.f == nil {
+		return errors.New("spool usage: closed")
 	}
+	n := len(s.later)
+	s.later = append(s.later, line...)
+	_, err := s.f.Write(s.later)
+	s.later = s.later[:0]
+	if err != nil {
+		// The records are still on their way to the store; only their
+		// lines are lost, and their holds stand in for them on a restart.
+		return fmt.Errorf("spool usage: %w", err)
+	}
+	if n > 0 {
+		s.timer.Stop()
+	}
+	s.lines++
 	s.open[u.RequestID] = line
 	s.rotate()
 	return nil
 }
 
-// done appends a request's record and returns its segment, to be passed to
-// stored once the record is in the store.
+// done queues a request's record line and returns its segment, to be
+// passed to stored once the record is in the store.
 func (s *spool) done(u *kve.Usage) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.buf = appendDone(s.buf[:0], u)
-	delete(s.open, u.RequestID)
-	if err := s.append(s.buf); err != nil {
-		return 0, err
+	if s.f == nil {
+		return 0, errors.New("spool usage: closed")
 	}
+	delete(s.open, u.RequestID)
+	if len(s.later) == 0 {
+		s.timer.Reset(doneDelay)
+	}
+	s.later = appendDone(s.later, u)
+	s.lines++
 	seg := s.seq
 	s.pending[seg]++
+	err := s.failed
+	s.failed = nil
 	s.rotate()
-	return seg, nil
+	return seg, err
 }
 
-// append writes one line with one write(2).
-func (s *spool) append(line []byte) error {
-	if s.f == nil {
-		return errors.New("spool usage: closed")
-	}
-	if _, err := s.f.Write(line); err != nil {
-		return fmt.Errorf("spool usage: %w", err)
-	}
-	s.lines++
-	return nil
+// flushLater writes the record lines no hold took along.
+func (s *spool) flushLater() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writeLater()
 }
 
-// rotate starts the next segment when this one is full. A failure (the
-// disk full, say) leaves the full one in use, and the next line tries
-// again; a line that cannot be written at all fails on its own.
+// writeLater writes the waiting record lines with one write(2); under mu.
+func (s *spool) writeLater() {
+	if len(s.later) == 0 || s.f == nil {
+		return
+	}
+	if _, err := s.f.Write(s.later); err != nil {
+		s.failed = fmt.Errorf("spool usage: %w", err)
+	}
+	s.later = s.later[:0]
+}
+
+// rotate starts the next segment when this one is full, after writing the
+// record lines that belong to it. A failure (the disk full, say) leaves the
+// full one in use, and the next line tries again; a hold that cannot be
+// written at all fails on its own.
 func (s *spool) rotate() {
 	if s.lines >= segmentLines {
+		s.writeLater()
 		s.start(s.seq + 1)
 	}
 }
@@ -268,7 +308,9 @@ func (s *spool) close() error {
 	if s.f == nil {
 		return nil
 	}
-	err := s.f.Close()
+	s.timer.Stop()
+	s.writeLater()
+	err := errors.Join(s.failed, s.f.Close())
 	if s.pending[s.seq] == 0 && len(s.open) == 0 {
 		os.Remove(s.f.Name())
 	}

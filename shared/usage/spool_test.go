@@ -1,6 +1,7 @@
 package usage
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,27 +27,53 @@ func recoveredOf(s []store.Settlement) map[string]kve.Usage {
 }
 
 // TestSpoolRecovers: a process that dies leaves holds and records in the
-// spool; the next start recovers a record for every request, the ones that
-// never completed as interrupted at their reservation, and skips a torn
-// last line.
+// spool; the next start recovers a record for every request: those that
+// completed with their record, those that never completed, or completed
+// within doneDelay of the kill, as interrupted at their reservation. A
+// torn last line is skipped.
 func TestSpoolRecovers(t *testing.T) {
 	dir := t.TempDir()
 	sp, recovered, old, err := openSpool(dir)
 	if err != nil || len(recovered) != 0 || len(old) != 0 {
 		t.Fatalf("new spool: %v, %d recovered, %d old segments", err, len(recovered), len(old))
 	}
-	done, open := spooled("req_done", testNow), spooled("req_open", testNow)
-	for _, u := range []kve.Usage{done, open} {
+	path := filepath.Join(dir, segmentName(sp.seq))
+	hold := func(u kve.Usage) {
+		t.Helper()
 		if err := sp.hold(&u, 777); err != nil {
 			t.Fatal(err)
 		}
 	}
-	done.Status, done.CostMicro, done.PromptTokens = 200, 42, 10
-	if _, err := sp.done(&done); err != nil {
-		t.Fatal(err)
+	done := func(u kve.Usage) {
+		t.Helper()
+		u.Status, u.CostMicro, u.PromptTokens = 200, 42, 10
+		if _, err := sp.done(&u); err != nil {
+			t.Fatal(err)
+		}
 	}
+	carried, flushed := spooled("req_carried", testNow), spooled("req_flushed", testNow)
+	open, late := spooled("req_open", testNow), spooled("req_late", testNow)
+
+	hold(carried)
+	done(carried) // written with the next hold
+	hold(open)
+	hold(flushed)
+	done(flushed) // written by the timer: no hold follows
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		b, _ := os.ReadFile(path)
+		if bytes.Contains(b, []byte(`"done":{"request_id":"req_flushed"`)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a record line with no hold after it was not written")
+		}
+		time.Sleep(doneDelay / 2)
+	}
+	hold(late)
+	done(late) // completes just before the kill: its line never written
 	// The process is killed here: no close. A power loss tore a last line.
-	f, err := os.OpenFile(filepath.Join(dir, segmentName(sp.seq)), os.O_WRONLY|os.O_APPEND, 0)
+	sp.timer.Stop()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,14 +85,18 @@ func TestSpoolRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := recoveredOf(recovered)
-	if len(got) != 2 {
-		t.Fatalf("recovered %v, want req_done and req_open", got)
+	if len(got) != 4 {
+		t.Fatalf("recovered %v, want four requests", got)
 	}
-	if r := got["req_done"]; r.Status != 200 || r.CostMicro != 42 || r.Reason != "" {
-		t.Errorf("completed record recovered as %+v", r)
+	for _, id := range []string{"req_carried", "req_flushed"} {
+		if r := got[id]; r.Status != 200 || r.CostMicro != 42 || r.Reason != "" {
+			t.Errorf("completed record %s recovered as %+v", id, r)
+		}
 	}
-	if r := got["req_open"]; r.Reason != "interrupted" || !r.Estimated || r.CostMicro != 777 || r.Model != "gpt-4o-mini" {
-		t.Errorf("interrupted record recovered as %+v, want interrupted, estimated, at its reservation 777", r)
+	for _, id := range []string{"req_open", "req_late"} {
+		if r := got[id]; r.Reason != "interrupted" || !r.Estimated || r.CostMicro != 777 || r.Model != "gpt-4o-mini" {
+			t.Errorf("%s recovered as %+v, want interrupted, estimated, at its reservation 777", id, r)
+		}
 	}
 	if !slices.Equal(old, []int{1}) || sp2.seq != 2 {
 		t.Errorf("old segments %v, writing %d; want [1] and 2", old, sp2.seq)
