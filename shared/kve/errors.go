@@ -69,6 +69,9 @@ func Wrap(kind Kind, code, message string, err error) *Error {
 
 // KindOf returns the kind of the first *Error in err's chain, or KindInternal.
 func KindOf(err error) Kind {
+	if err == nil {
+		return KindInternal // without errors.As, whose target escapes: the hot path asks of nil
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Kind
@@ -78,6 +81,9 @@ func KindOf(err error) Kind {
 
 // CodeOf returns the code of the first *Error in err's chain, defaulting to its kind's name.
 func CodeOf(err error) string {
+	if err == nil {
+		return KindInternal.String()
+	}
 	var e *Error
 	if errors.As(err, &e) {
 		if e.Code != "" {

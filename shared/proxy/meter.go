@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"time"
 
 	"github.com/keyvault-edge/kve/shared/kve"
 )
@@ -17,8 +18,9 @@ type meter struct {
 	body   io.ReadCloser
 	sse    bool
 	u      *kve.Usage
-	onRead func() // resets the idle deadline
 	onErr  func(error) error
+	idle   *time.Timer // the idle deadline, reset by every read; nil: none
+	idleIn time.Duration
 
 	bytes   int64
 	line    []byte // the SSE line being assembled
@@ -54,8 +56,8 @@ func (m *meter) Read(p []byte) (int, error) {
 	if n > 0 {
 		m.bytes += int64(n)
 		m.observe(p[:n])
-		if m.onRead != nil {
-			m.onRead()
+		if m.idle != nil {
+			m.idle.Reset(m.idleIn)
 		}
 	}
 	if err != nil && err != io.EOF {
@@ -70,7 +72,12 @@ func (m *meter) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (m *meter) Close() error { return m.body.Close() }
+func (m *meter) Close() error {
+	if m.idle != nil {
+		m.idle.Stop()
+	}
+	return m.body.Close()
+}
 
 func (m *meter) observe(b []byte) {
 	m.lastNL = b[len(b)-1] == '\n'

@@ -136,7 +136,8 @@ type call struct {
 	key      kve.Secret
 	origin   string // the request's Origin when the token allows it
 	usage    kve.Usage
-	meter    *meter
+	meter    *meter // &m once a response came
+	m        meter
 	cancel   context.CancelCauseFunc
 	sent     time.Time
 	failed   code // set when the upstream exchange failed
@@ -344,9 +345,11 @@ func (h *Handler) finish(c *call, start time.Time) {
 		}
 		h.deps.Recorder.Record(ctx, u)
 	}
-	h.log.Info("proxied", "request_id", u.RequestID, "org_id", u.OrgID, "token_id", u.TokenID,
-		"provider", u.Provider, "method", u.Method, "path", u.Path, "status", u.Status,
-		"duration_ms", u.Duration.Milliseconds(), "client_aborted", u.ClientAborted)
+	if h.log.Enabled(context.Background(), slog.LevelInfo) { // the arguments cost allocations
+		h.log.Info("proxied", "request_id", u.RequestID, "org_id", u.OrgID, "token_id", u.TokenID,
+			"provider", u.Provider, "method", u.Method, "path", u.Path, "status", u.Status,
+			"duration_ms", u.Duration.Milliseconds(), "client_aborted", u.ClientAborted)
+	}
 }
 
 // rewrite builds the outbound request: the upstream from the token's key,
@@ -403,19 +406,17 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 			return err
 		}
 	}
-	c.meter = &meter{
+	c.m = meter{
 		body:  res.Body,
 		sse:   isEventStream(res.Header.Get("Content-Type")),
 		u:     &c.usage,
 		onErr: func(err error) error { return h.bodyError(c, res.Request.Context(), err) },
 	}
+	c.meter = &c.m
 	if h.idle > 0 {
-		t := time.AfterFunc(h.idle, func() { c.cancel(errStreamIdle) })
-		c.meter.onRead = func() { t.Reset(h.idle) }
-		res.Body = &stopOnClose{meter: c.meter, timer: t}
-	} else {
-		res.Body = c.meter
+		c.m.idle, c.m.idleIn = time.AfterFunc(h.idle, func() { c.cancel(errStreamIdle) }), h.idle
 	}
+	res.Body = c.meter
 	return nil
 }
 
@@ -480,17 +481,6 @@ func (b *bufferPool) Get() []byte {
 }
 
 func (b *bufferPool) Put(buf []byte) { b.p.Put(&buf) }
-
-// stopOnClose stops the idle timer when the body is closed.
-type stopOnClose struct {
-	*meter
-	timer *time.Timer
-}
-
-func (s *stopOnClose) Close() error {
-	s.timer.Stop()
-	return s.meter.Close()
-}
 
 func untilTomorrow(now time.Time) time.Duration {
 	t := now.UTC()
