@@ -70,3 +70,34 @@ func TestRequestFields(t *testing.T) {
 		t.Errorf("stringValue with escapes = %q", got)
 	}
 }
+
+// TestMediaTypes: the cheap Content-Type checks classify what upstreams
+// send: parameters, case and spaces ignored.
+func TestMediaTypes(t *testing.T) {
+	tests := []struct {
+		ct          string
+		json, event bool
+	}{
+		{"application/json", true, false},
+		{"application/json; charset=utf-8", true, false},
+		{"Application/JSON;charset=UTF-8", true, false},
+		{" application/problem+json ", true, false},
+		{"application/vnd.api+JSON; q=1", true, false},
+		{"+json", false, false},
+		{"text/event-stream", false, true},
+		{"text/event-stream; charset=utf-8", false, true},
+		{"TEXT/Event-Stream", false, true},
+		{"text/event-streams", false, false},
+		{"text/plain", false, false},
+		{"application/jsonl", false, false},
+		{"", false, false},
+	}
+	for _, tc := range tests {
+		if got := isJSON(tc.ct); got != tc.json {
+			t.Errorf("isJSON(%q) = %v", tc.ct, got)
+		}
+		if got := isEventStream(tc.ct); got != tc.event {
+			t.Errorf("isEventStream(%q) = %v", tc.ct, got)
+		}
+	}
+}

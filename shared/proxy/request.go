@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"mime"
 	"net"
 	"net/http"
 	"net/netip"
@@ -90,14 +89,21 @@ func geminiModel(path string) string {
 	return kve.Truncate(model, 100)
 }
 
+// mediaType is a Content-Type without its parameters: read on every
+// request, so without mime.ParseMediaType's allocations.
+func mediaType(contentType string) string {
+	mt, _, _ := strings.Cut(contentType, ";")
+	return strings.TrimSpace(mt)
+}
+
 func isJSON(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+	mt := mediaType(contentType)
+	return strings.EqualFold(mt, "application/json") ||
+		len(mt) > len("+json") && strings.EqualFold(mt[len(mt)-len("+json"):], "+json")
 }
 
 func isEventStream(contentType string) bool {
-	mt, _, err := mime.ParseMediaType(contentType)
-	return err == nil && mt == "text/event-stream"
+	return strings.EqualFold(mediaType(contentType), "text/event-stream")
 }
 
 func isTimeout(err error) bool {
