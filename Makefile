@@ -25,12 +25,14 @@ race:
 vet:
 	$(GO) vet ./...
 
-## build: the Lambda bootstrap of each function (linux/arm64, provided.al2023) and its zip
+## build: the Lambda bootstrap of each function (linux/arm64, provided.al2023) and its zip,
+## with at least go.mod's toolchain line (the standard library's security fixes), which the go
+## command fetches from the module proxy when the local Go is older
 build:
 	@for fn in $(FUNCTIONS); do \
 		echo "build $$fn"; \
 		mkdir -p $(ASSETS)/$$fn && \
-		CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath \
+		GOTOOLCHAIN=auto CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.norpc -trimpath \
 			-ldflags='-s -w' -o $(ASSETS)/$$fn/bootstrap ./functions/$$fn && \
 		rm -f $(ASSETS)/$$fn.zip && zip -qjX $(ASSETS)/$$fn.zip $(ASSETS)/$$fn/bootstrap || exit 1; \
 	done

@@ -2,6 +2,8 @@ module github.com/keyvault-edge/kve
 
 go 1.26.8
 
+toolchain go1.26.10
+
 require (
 	github.com/Masterminds/semver/v3 v3.5.0 // indirect
 	github.com/anthropics/anthropic-sdk-go v1.84.0 // indirect
