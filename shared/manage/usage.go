@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/keyvault-edge/kve/shared/kve"
@@ -95,16 +96,22 @@ func (s *Service) Usage(ctx context.Context, orgRef string, p Principal, q Usage
 	}
 	s.reconcile(ctx, m.Org.ID)
 	rep := UsageReport{From: from, To: s.now().UTC().Format(time.DateOnly), By: q.By}
+	var (
+		names    map[string]kve.Token
+		namesErr error
+		naming   sync.WaitGroup
+	)
+	if by == store.ByToken { // read beside the rollups
+		naming.Go(func() { names, namesErr = s.tokensByID(ctx, m.Org.ID) })
+	}
 	rows, err := s.store.Rollups(ctx, m.Org.ID, store.RollupFilter{From: rep.From, To: rep.To,
 		TokenID: q.TokenID, UserID: q.Member, By: by})
+	naming.Wait()
 	if err != nil {
 		return UsageReport{}, fmt.Errorf("read usage: %w", err)
 	}
-	var names map[string]kve.Token
-	if by == store.ByToken {
-		if names, err = s.tokensByID(ctx, m.Org.ID); err != nil {
-			return UsageReport{}, err
-		}
+	if namesErr != nil {
+		return UsageReport{}, namesErr
 	}
 	rep.Rows = make([]UsageRow, 0, len(rows))
 	for _, r := range rows {
@@ -194,23 +201,33 @@ func addRow(sum, r *store.Rollup) {
 }
 
 // tokensByID returns every token of an organization, revoked ones too.
+//
+// The map is shared with concurrent callers (the usage page asks for it
+// twice at once, for token names and for the audit): read it, never
+// change it.
 func (s *Service) tokensByID(ctx context.Context, orgID string) (map[string]kve.Token, error) {
-	out := map[string]kve.Token{}
-	f := store.TokenFilter{IncludeRevoked: true, Limit: store.MaxLimit}
-	for {
-		page, err := s.store.Tokens(ctx, orgID, f)
-		if err != nil {
-			return nil, fmt.Errorf("list tokens: %w", err)
+	v, err, _ := s.tokenLists.Do(orgID, func() (any, error) {
+		out := map[string]kve.Token{}
+		f := store.TokenFilter{IncludeRevoked: true, Limit: store.MaxLimit}
+		for {
+			page, err := s.store.Tokens(context.WithoutCancel(ctx), orgID, f)
+			if err != nil {
+				return nil, fmt.Errorf("list tokens: %w", err)
+			}
+			for _, t := range page.Items {
+				t.Sealed = nil
+				out[t.ID] = t
+			}
+			if page.Next == "" {
+				return out, nil
+			}
+			f.Cursor = page.Next
 		}
-		for _, t := range page.Items {
-			t.Sealed = nil
-			out[t.ID] = t
-		}
-		if page.Next == "" {
-			return out, nil
-		}
-		f.Cursor = page.Next
+	})
+	if err != nil {
+		return nil, err
 	}
+	return v.(map[string]kve.Token), nil
 }
 
 // reconcile settles the requests a dead execution environment left held

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"strconv"
 	"strings"
 	"time"
 
@@ -109,6 +110,10 @@ const (
 			` + sumColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (org_id, day, token_id) DO UPDATE SET
 			user_id = excluded.user_id, env = excluded.env, provider = excluded.provider, ` + addSums
+	addMonthlyToken = `INSERT INTO usage_monthly_token (org_id, month, token_id, user_id, env, provider,
+			` + sumColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (org_id, month, token_id) DO UPDATE SET
+			user_id = excluded.user_id, env = excluded.env, provider = excluded.provider, ` + addSums
 	addDailyModel = `INSERT INTO usage_daily_model (org_id, day, model, ` + sumColumns + `)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (org_id, day, model) DO UPDATE SET ` + addSums
@@ -120,7 +125,7 @@ func sums(r *store.Rollup) []any {
 }
 
 // write adds the sums to the rollup tables (per day and token and model,
-// per day and token, per day and model), to the tokens' spend per day and
+// per day and token, per month and token, per day and model), to the tokens' spend per day and
 // to org_spend, for the records whose token known says belongs to the
 // record's organization.
 func (r *rollups) write(ctx context.Context, tx *sql.Tx, st *usageStatements, known func(orgID, tokenID string) bool) error {
@@ -128,6 +133,7 @@ func (r *rollups) write(ctx context.Context, tx *sql.Tx, st *usageStatements, kn
 		return nil
 	}
 	byToken := map[[3]string]*store.Rollup{} // org, day, token
+	byMonth := map[[3]string]*store.Rollup{} // org, month, token
 	byModel := map[[3]string]*store.Rollup{} // org, day, model
 	months := map[[2]string]int64{}
 	add := tx.StmtContext(ctx, st.daily)
@@ -137,6 +143,7 @@ func (r *rollups) write(ctx context.Context, tx *sql.Tx, st *usageStatements, kn
 		}
 		months[[2]string{k.org, k.day[:7]}] += row.CostMicro
 		merge(byToken, [3]string{k.org, k.day, k.token}, row)
+		merge(byMonth, [3]string{k.org, k.day[:7], k.token}, row)
 		merge(byModel, [3]string{k.org, k.day, k.model}, row)
 		if _, err := add.ExecContext(ctx, append([]any{k.org, k.day, k.token, k.model, row.UserID, row.Env, row.Provider},
 			sums(row)...)...); err != nil {
@@ -151,6 +158,13 @@ func (r *rollups) write(ctx context.Context, tx *sql.Tx, st *usageStatements, kn
 		}
 		if _, err := spend.ExecContext(ctx, k[2], k[1], row.CostMicro); err != nil {
 			return classify("add spend", "", err)
+		}
+	}
+	add = tx.StmtContext(ctx, st.monthlyToken)
+	for k, row := range byMonth {
+		if _, err := add.ExecContext(ctx, append([]any{k[0], k[1], k[2], row.UserID, row.Env, row.Provider},
+			sums(row)...)...); err != nil {
+			return classify("add rollups", "", err)
 		}
 	}
 	add = tx.StmtContext(ctx, st.dailyModel)
@@ -267,12 +281,18 @@ func (s *Store) Rollups(ctx context.Context, orgID string, f store.RollupFilter)
 	if f.By&store.ByToken != 0 {
 		envs = "max(env), max(provider)"
 	}
-	where := `org_id = ?1 AND day BETWEEN ?2 AND ?3`
+	filter := `org_id = ?1`
 	if f.TokenID != "" {
-		where += ` AND token_id = ?4`
+		filter += ` AND token_id = ?4`
 	}
 	if f.UserID != "" {
-		where += ` AND user_id = ?5`
+		filter += ` AND user_id = ?5`
+	}
+	source, where := table.name, filter+` AND day BETWEEN ?2 AND ?3`
+	args := []any{orgID, f.From, f.To, f.TokenID, f.UserID}
+	if table.name == "usage_daily_token" && f.By&store.ByDay == 0 {
+		source, args = byMonths(f.From, f.To, filter, args)
+		where = "1"
 	}
 	q := `SELECT ` + strings.Join(keys, ", ") + `, ` + envs + `,
 			coalesce(sum(requests), 0), coalesce(sum(errors), 0), coalesce(sum(estimated), 0),
@@ -280,11 +300,11 @@ func (s *Store) Rollups(ctx context.Context, orgID string, f store.RollupFilter)
 			coalesce(sum(cached_tokens), 0), coalesce(sum(reasoning_tokens), 0),
 			coalesce(sum(bytes_in), 0), coalesce(sum(bytes_out), 0), coalesce(sum(cost_micro), 0),
 			coalesce(max(last_at), 0)
-		FROM ` + table.name + ` WHERE ` + where
+		FROM ` + source + ` WHERE ` + where
 	if len(group) > 0 {
 		q += ` GROUP BY ` + strings.Join(group, ", ") + ` ORDER BY ` + strings.Join(group, ", ")
 	}
-	rows, err := s.read.QueryContext(ctx, q, orgID, f.From, f.To, f.TokenID, f.UserID)
+	rows, err := s.read.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, classify("read rollups", "", err)
 	}
@@ -304,4 +324,56 @@ func (s *Store) Rollups(ctx context.Context, orgID string, f store.RollupFilter)
 		return []store.Rollup{}, nil // the sum of no rows
 	}
 	return out, nil
+}
+
+// byMonths is the rows of usage_daily_token from day from to day to, both
+// valid, as a subquery that reads a month's row of usage_monthly_token
+// instead of its days wherever the period covers the month: from its first
+// day to its last, or to a day after which nothing of the month was used
+// (a period that ends today). filter is the organization's, token's and
+// member's condition on ?1, ?4 and ?5; the days and months are added to
+// args as parameters.
+func byMonths(from, to, filter string, args []any) (string, []any) {
+	const columns = `org_id, token_id, user_id, env, provider, ` + sumColumns
+	first, _ := time.Parse(time.DateOnly, from)
+	last, _ := time.Parse(time.DateOnly, to)
+	param := func(v string) string {
+		args = append(args, v)
+		return "?" + strconv.Itoa(len(args))
+	}
+	var parts []string
+	for m := time.Date(first.Year(), first.Month(), 1, 0, 0, 0, 0, time.UTC); !m.After(last); m = m.AddDate(0, 1, 0) {
+		start, end, monthEnd := m, m.AddDate(0, 1, -1), m.AddDate(0, 1, -1)
+		start = maxTime(start, first)
+		end = minTime(end, last)
+		days := `SELECT ` + columns + ` FROM usage_daily_token WHERE ` + filter +
+			` AND day BETWEEN ` + param(start.Format(time.DateOnly)) + ` AND ` + param(end.Format(time.DateOnly))
+		if !start.Equal(m) {
+			parts = append(parts, days)
+			continue
+		}
+		usedAfter := `EXISTS (SELECT 1 FROM usage_daily_token WHERE org_id = ?1 AND day > ` +
+			param(end.Format(time.DateOnly)) + ` AND day <= ` + param(monthEnd.Format(time.DateOnly)) + `)`
+		parts = append(parts,
+			`SELECT `+columns+` FROM usage_monthly_token WHERE `+filter+` AND month = `+param(m.Format("2006-01"))+` AND NOT `+usedAfter,
+			days+` AND `+usedAfter)
+	}
+	if len(parts) == 0 { // from after to
+		return `(SELECT ` + columns + ` FROM usage_daily_token WHERE 0)`, args
+	}
+	return `(` + strings.Join(parts, "\n\t\tUNION ALL ") + `)`, args
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

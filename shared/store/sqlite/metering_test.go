@@ -3,9 +3,12 @@ package sqlite
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/keyvault-edge/kve/shared/kve"
 	"github.com/keyvault-edge/kve/shared/store"
@@ -122,4 +125,104 @@ func BenchmarkUsageRecords(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestRollupsByMonth: reports that read whole months from
+// usage_monthly_token (migration 0007) sum exactly what the days of
+// usage_daily_token hold, for periods that start and end anywhere: inside
+// a month, on its first or last day, across a year, ending before or after
+// the last day used, filtered by token and member or not.
+func TestRollupsByMonth(t *testing.T) {
+	s := openTest(t, filepath.Join(t.TempDir(), "kve.db"))
+	org, tokens := seed(t, s, 3)
+	// Use on most days from 2026-10-10 to 2027-01-20, none on the 5th of a month.
+	start := time.Date(2026, 10, 10, 15, 0, 0, 0, time.UTC)
+	var batch []store.Settlement
+	n := 0
+	for at := start; at.Before(time.Date(2027, 1, 21, 0, 0, 0, 0, time.UTC)); at = at.Add(7 * time.Hour) {
+		if at.Day() == 5 {
+			continue
+		}
+		tok := tokens[n%len(tokens)]
+		n++
+		batch = append(batch, store.Settlement{Usage: kve.Usage{RequestID: kve.NewID(kve.PrefixRequest, at), At: at,
+			OrgID: org.ID, TokenID: tok.ID, UserID: tok.OwnerID, Env: tok.Env, Provider: "openai", Model: "gpt-4o",
+			Status: 200 + 300*(n%5/4), PromptTokens: int64(n), CompletionTokens: 2, CostMicro: int64(n % 17)}})
+	}
+	if err := s.Settle(t.Context(), batch); err != nil {
+		t.Fatal(err)
+	}
+	// The reference: the same query summed from the days alone.
+	daily := func(f store.RollupFilter) []store.Rollup {
+		t.Helper()
+		f.By |= store.ByDay
+		rows, err := s.Rollups(t.Context(), org.ID, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums := map[string]*store.Rollup{}
+		var order []string
+		for _, r := range rows {
+			k := r.TokenID + "/" + r.UserID
+			if sums[k] == nil {
+				sums[k] = &store.Rollup{TokenID: r.TokenID, UserID: r.UserID, Env: r.Env, Provider: r.Provider}
+				order = append(order, k)
+			}
+			merge(map[[3]string]*store.Rollup{{}: sums[k]}, [3]string{}, &r)
+		}
+		slices.Sort(order) // as Rollups sorts: by token, then member
+		out := []store.Rollup{}
+		for _, k := range order {
+			out = append(out, *sums[k])
+		}
+		return out
+	}
+	periods := [][2]string{
+		{"2026-10-01", "2026-10-31"}, {"2026-10-12", "2026-11-10"}, {"2026-11-01", "2026-11-30"},
+		{"2026-11-01", "2026-11-04"}, {"2026-11-01", "2026-11-05"}, {"2026-11-06", "2027-01-04"},
+		{"2026-12-01", "2027-01-31"}, {"2026-12-01", "2027-01-20"}, {"2027-01-01", "2027-01-19"},
+		{"2026-09-01", "2027-02-28"}, {"2026-11-30", "2026-12-01"}, {"2026-11-15", "2026-11-15"},
+		{"2027-01-21", "2027-01-31"}, {"2026-12-10", "2026-11-10"},
+	}
+	for _, p := range periods {
+		for _, f := range []store.RollupFilter{
+			{By: store.ByToken},
+			{By: store.ByToken, TokenID: tokens[1].ID},
+			{By: store.ByUser, UserID: tokens[2].OwnerID},
+			{By: store.ByToken | store.ByUser},
+		} {
+			f.From, f.To = p[0], p[1]
+			got, err := s.Rollups(t.Context(), org.ID, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := daily(f)
+			for i := range got {
+				got[i].Env, got[i].Provider = "", "" // ByUser alone leaves them out
+			}
+			for i := range want {
+				want[i].Env, want[i].Provider, want[i].Day = "", "", ""
+				if f.By&store.ByToken == 0 {
+					want[i].TokenID = ""
+				}
+			}
+			if f.By&store.ByToken == 0 { // one row per member: sum the tokens' rows
+				want = sumAll(want)
+			}
+			if d := cmp.Diff(want, got); d != "" {
+				t.Errorf("%s to %s, filter %+v (-days +months):\n%s", f.From, f.To, f, d)
+			}
+		}
+	}
+}
+
+func sumAll(rows []store.Rollup) []store.Rollup {
+	if len(rows) == 0 {
+		return rows
+	}
+	sum := &store.Rollup{UserID: rows[0].UserID}
+	for i := range rows {
+		merge(map[[3]string]*store.Rollup{{}: sum}, [3]string{}, &rows[i])
+	}
+	return []store.Rollup{*sum}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/keyvault-edge/kve/shared/store"
 )
 
 // rawExec runs statements on the file at path outside the store.
@@ -127,5 +129,28 @@ func openClosed(t *testing.T, path string) {
 	}
 	if err := s.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
+	}
+}
+
+// TestUpgradeFillsMonthlyRollups: 0007 sums the days an older build stored
+// into usage_monthly_token, so a report of a whole month counts them.
+func TestUpgradeFillsMonthlyRollups(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kve.db")
+	stmts := []string{`CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`}
+	for i, m := range mustMigrations(t)[:6] {
+		stmts = append(stmts, m.sql, fmt.Sprintf(`INSERT INTO schema_version (version, name, applied_at) VALUES (%d, '%s', 0)`, i+1, m.name))
+	}
+	for _, day := range []string{"2026-09-30", "2026-10-01", "2026-10-17", "2026-10-31", "2026-11-01"} {
+		stmts = append(stmts, `INSERT INTO usage_daily_token VALUES ('org_01', '`+day+`', 'tok_01', '', 'prd', 'openai',
+			2, 1, 0, 100, 10, 0, 0, 1000, 2000, 7, 1)`)
+	}
+	rawExec(t, path, stmts...)
+	s := openTest(t, path)
+	rows, err := s.Rollups(t.Context(), "org_01", store.RollupFilter{From: "2026-10-01", To: "2026-10-31", By: store.ByToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Requests != 6 || rows[0].Errors != 3 || rows[0].PromptTokens != 300 || rows[0].CostMicro != 21 {
+		t.Errorf("October by token after the upgrade = %+v, want 6 requests costing 21", rows)
 	}
 }

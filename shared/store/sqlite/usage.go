@@ -51,14 +51,15 @@ func (s *Store) recordUsage(ctx context.Context, records []*kve.Usage) error {
 // through tx.StmtContext: modernc compiles a statement whenever one is
 // prepared, which cost more per batch than running them.
 type usageStatements struct {
-	claims     []claimStatement // largest first
-	chunk      *sql.Stmt
-	bump       *sql.Stmt
-	spend      *sql.Stmt
-	daily      *sql.Stmt
-	dailyToken *sql.Stmt
-	dailyModel *sql.Stmt
-	orgSpend   *sql.Stmt
+	claims       []claimStatement // largest first
+	chunk        *sql.Stmt
+	bump         *sql.Stmt
+	spend        *sql.Stmt
+	daily        *sql.Stmt
+	dailyToken   *sql.Stmt
+	monthlyToken *sql.Stmt
+	dailyModel   *sql.Stmt
+	orgSpend     *sql.Stmt
 }
 
 // claimStatement inserts size request ids into usage_ids at once
@@ -92,6 +93,7 @@ func prepareUsage(ctx context.Context, db *sql.DB) (*usageStatements, error) {
 		ON CONFLICT (token_id, day) DO UPDATE SET micro = micro + excluded.micro`)
 	st.daily = prepare(addDaily)
 	st.dailyToken = prepare(addDailyToken)
+	st.monthlyToken = prepare(addMonthlyToken)
 	st.dailyModel = prepare(addDailyModel)
 	st.orgSpend = prepare(`INSERT INTO org_spend (org_id, month, micro) VALUES (?, ?, ?)
 		ON CONFLICT (org_id, month) DO UPDATE SET micro = micro + excluded.micro`)
@@ -110,7 +112,7 @@ func (st *usageStatements) close() error {
 			errs = append(errs, c.stmt.Close())
 		}
 	}
-	for _, stmt := range []*sql.Stmt{st.chunk, st.bump, st.spend, st.daily, st.dailyToken, st.dailyModel, st.orgSpend} {
+	for _, stmt := range []*sql.Stmt{st.chunk, st.bump, st.spend, st.daily, st.dailyToken, st.monthlyToken, st.dailyModel, st.orgSpend} {
 		if stmt != nil {
 			errs = append(errs, stmt.Close())
 		}
