@@ -136,7 +136,7 @@ func (m *meter) sseLine(line []byte) {
 		return
 	}
 	var d usageDoc
-	if json.Unmarshal(data, &d) != nil {
+	if !readUsageDoc(data, &d) {
 		return
 	}
 	m.apply(&d)
@@ -148,7 +148,7 @@ func (m *meter) finish() {
 	if !m.sse && len(m.tail) > 0 {
 		var d usageDoc
 		switch {
-		case m.bytes <= tailSize && topLevelUsage(m.tail, &d):
+		case m.bytes <= tailSize && readUsageDoc(m.tail, &d):
 			// The whole body: its top-level "model" is the upstream's answer.
 			m.apply(&d)
 		default:
@@ -171,10 +171,12 @@ func (m *meter) finish() {
 	}
 }
 
-// topLevelUsage fills d from the top-level members of a whole JSON body
-// that carry the model and the usage, decoding only those.
-func topLevelUsage(body []byte, d *usageDoc) bool {
-	return members(body, func(key, value []byte) bool {
+// readUsageDoc fills d from the members of a JSON document (a whole body or
+// an SSE event) that carry the model, the usage and generated text,
+// decoding only those, without encoding/json's reflection: it runs on
+// every response and on the events of a stream that may hold usage.
+func readUsageDoc(doc []byte, d *usageDoc) bool {
+	return members(doc, func(key, value []byte) bool {
 		switch string(key) {
 		case "model":
 			d.Model = stringValue(value)
@@ -185,26 +187,50 @@ func topLevelUsage(body []byte, d *usageDoc) bool {
 				d.Usage = &f
 			}
 		case "usageMetadata":
-			var g geminiUsage
+			if g, ok := decodeGeminiUsage(value); ok {
+				d.UsageMetadata = &g
+			}
+		case "message", "response": // Anthropic's message_start, OpenAI Responses events
+			var msg usageDocMsg
 			ok := members(value, func(k, v []byte) bool {
 				switch string(k) {
-				case "promptTokenCount":
-					g.PromptTokenCount = intValue(v)
-				case "candidatesTokenCount":
-					g.CandidatesTokenCount = intValue(v)
-				case "cachedContentTokenCount":
-					g.CachedContentTokenCount = intValue(v)
-				case "thoughtsTokenCount":
-					g.ThoughtsTokenCount = intValue(v)
+				case "model":
+					msg.Model = stringValue(v)
+				case "usage":
+					if f, ok := decodeUsageFields(v); ok {
+						msg.Usage = &f
+					}
 				}
 				return true
 			})
-			if ok {
-				d.UsageMetadata = &g
+			if ok && key[0] == 'm' {
+				d.Message = &msg
+			} else if ok {
+				d.Response = &msg
 			}
+		case "choices", "delta": // OpenAI chunks' text, Anthropic's text deltas
+			d.TextLen += textLen(value)
 		}
 		return true
 	})
+}
+
+func decodeGeminiUsage(raw []byte) (geminiUsage, bool) {
+	var g geminiUsage
+	ok := members(raw, func(k, v []byte) bool {
+		switch string(k) {
+		case "promptTokenCount":
+			g.PromptTokenCount = intValue(v)
+		case "candidatesTokenCount":
+			g.CandidatesTokenCount = intValue(v)
+		case "cachedContentTokenCount":
+			g.CachedContentTokenCount = intValue(v)
+		case "thoughtsTokenCount":
+			g.ThoughtsTokenCount = intValue(v)
+		}
+		return true
+	})
+	return g, ok
 }
 
 // decodeUsageFields reads a usage object of any supported provider with the
@@ -283,16 +309,13 @@ func lastUsageKey(tail []byte) int {
 // model and the usage: OpenAI (JSON and SSE chunks), Anthropic (JSON,
 // message_start and message_delta events) and Gemini (usageMetadata).
 type usageDoc struct {
-	Model         string        `json:"model"`
-	ModelVersion  string        `json:"modelVersion"`
-	Usage         *usageFields  `json:"usage"`
-	Message       *usageDocMsg  `json:"message"`
-	Response      *usageDocMsg  `json:"response"` // OpenAI Responses API events
-	UsageMetadata *geminiUsage  `json:"usageMetadata"`
-	Choices       []choiceDelta `json:"choices"`
-	Delta         *struct {
-		Text string `json:"text"`
-	} `json:"delta"`
+	Model         string       `json:"model"`
+	ModelVersion  string       `json:"modelVersion"`
+	Usage         *usageFields `json:"usage"`
+	Message       *usageDocMsg `json:"message"`
+	Response      *usageDocMsg `json:"response"` // OpenAI Responses API events
+	UsageMetadata *geminiUsage `json:"usageMetadata"`
+	TextLen       int64        `json:"-"` // bytes of "content" and "text" in choices and delta
 }
 
 type usageDocMsg struct {
@@ -329,12 +352,6 @@ type geminiUsage struct {
 	ThoughtsTokenCount      int64 `json:"thoughtsTokenCount"`
 }
 
-type choiceDelta struct {
-	Delta *struct {
-		Content string `json:"content"`
-	} `json:"delta"`
-}
-
 // apply merges one document into the usage. Anthropic and Gemini report
 // running totals, so later values replace earlier ones; OpenAI reports once.
 func (m *meter) apply(d *usageDoc) {
@@ -368,14 +385,7 @@ func (m *meter) apply(d *usageDoc) {
 		u.CachedTokens = g.CachedContentTokenCount
 		u.ReasoningTokens = g.ThoughtsTokenCount
 	}
-	for _, c := range d.Choices {
-		if c.Delta != nil {
-			m.content += int64(len(c.Delta.Content))
-		}
-	}
-	if d.Delta != nil {
-		m.content += int64(len(d.Delta.Text))
-	}
+	m.content += d.TextLen
 }
 
 func (m *meter) applyFields(f *usageFields) {

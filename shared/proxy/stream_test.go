@@ -126,6 +126,11 @@ func TestUsageFormats(t *testing.T) {
 				"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":15}}\n\n" +
 				"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
 			kve.Usage{Model: "claude-haiku-4-5", PromptTokens: 25, CompletionTokens: 15}},
+		{"openai responses sse", "openai", "/openai/v1/responses", "text/event-stream",
+			"event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"in_progress\",\"model\":\"gpt-5-2025-08-07\",\"output\":[],\"usage\":null}}\n\n" +
+				"event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"sequence_number\":4,\"item_id\":\"msg_1\",\"output_index\":1,\"content_index\":0,\"delta\":\"Hello\"}\n\n" +
+				"event: response.completed\ndata: {\"type\":\"response.completed\",\"sequence_number\":9,\"response\":{\"id\":\"resp_1\",\"object\":\"response\",\"status\":\"completed\",\"model\":\"gpt-5-2025-08-07\",\"output\":[{\"type\":\"message\",\"content\":[{\"type\":\"output_text\",\"text\":\"Hello\"}]}],\"usage\":{\"input_tokens\":20,\"input_tokens_details\":{\"cached_tokens\":5},\"output_tokens\":30,\"output_tokens_details\":{\"reasoning_tokens\":10},\"total_tokens\":50}}}\n\n",
+			kve.Usage{Model: "gpt-5-2025-08-07", PromptTokens: 20, CompletionTokens: 30, CachedTokens: 5, ReasoningTokens: 10}},
 		{"gemini json", "gemini", "/gemini/v1beta/models/gemini-2.0-flash:generateContent", "application/json",
 			`{"candidates":[{"content":{"parts":[{"text":"Hi"}],"role":"model"}}],"usageMetadata":{"promptTokenCount":8,"candidatesTokenCount":3,"totalTokenCount":11},"modelVersion":"gemini-2.0-flash"}`,
 			kve.Usage{Model: "gemini-2.0-flash", PromptTokens: 8, CompletionTokens: 3}},
