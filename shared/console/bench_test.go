@@ -15,8 +15,8 @@ import (
 )
 
 // BenchmarkTokensPage renders the first and a deep page of the token list
-// of an organization with 10,000 tokens and 100 members, and its members
-// page, as the Owner: the whole request, session check and store reads
+// of an organization with 10,000 tokens and 100 members, its members page
+// and its usage page, as the Owner: the whole request, session check and store reads
 // included. The bound is 50 ms.
 func BenchmarkTokensPage(b *testing.B) {
 	tm := managetest.NewTeam(b)
@@ -62,6 +62,7 @@ func BenchmarkTokensPage(b *testing.B) {
 		{"deep", "/o/acme-labs/tokens?cursor=" + page.Next},
 		{"env filter", "/o/acme-labs/tokens?env=prd"},
 		{"members", "/o/acme-labs/members"},
+		{"usage", "/o/acme-labs/usage"}, // the audit of unused tokens reads all 10,000
 	} {
 		b.Run(bb.name, func(b *testing.B) {
 			b.ReportAllocs()

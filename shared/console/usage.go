@@ -110,7 +110,9 @@ func (s *server) usage(w http.ResponseWriter, r *http.Request) error {
 	report(&perModel, &errs[1], manage.ByModel, uq)
 	report(&perToken, &errs[2], manage.ByToken, uq)
 	if v.Manager {
-		reads.Go(func() { unused, errs[3] = s.svc.UnusedTokens(r.Context(), orgRef(r), p, v.Filter.Since) })
+		reads.Go(func() {
+			unused, errs[3] = s.svc.FirstUnusedTokens(r.Context(), orgRef(r), p, v.Filter.Since, maxUnusedRows)
+		})
 	}
 	reads.Wait()
 	for _, err := range errs {
@@ -224,11 +226,11 @@ func (s *server) unused(r *http.Request, since string, u manage.Unused, names pe
 	v := &unusedView{Since: since, From: u.Since.UTC().Format("2006-01-02"), Rows: make([]tokenRow, 0, min(len(u.Tokens), maxUnusedRows))}
 	for i, t := range u.Tokens {
 		if i == maxUnusedRows {
-			v.More = len(u.Tokens) - i
 			break
 		}
 		v.Rows = append(v.Rows, s.tokenRow(t, p, m.Role, names))
 	}
+	v.More = u.Total - len(v.Rows)
 	return v
 }
 

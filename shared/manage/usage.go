@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/keyvault-edge/kve/shared/kve"
@@ -96,22 +95,16 @@ func (s *Service) Usage(ctx context.Context, orgRef string, p Principal, q Usage
 	}
 	s.reconcile(ctx, m.Org.ID)
 	rep := UsageReport{From: from, To: s.now().UTC().Format(time.DateOnly), By: q.By}
-	var (
-		names    map[string]kve.Token
-		namesErr error
-		naming   sync.WaitGroup
-	)
-	if by == store.ByToken { // read beside the rollups
-		naming.Go(func() { names, namesErr = s.tokensByID(ctx, m.Org.ID) })
-	}
 	rows, err := s.store.Rollups(ctx, m.Org.ID, store.RollupFilter{From: rep.From, To: rep.To,
 		TokenID: q.TokenID, UserID: q.Member, By: by})
-	naming.Wait()
 	if err != nil {
 		return UsageReport{}, fmt.Errorf("read usage: %w", err)
 	}
-	if namesErr != nil {
-		return UsageReport{}, namesErr
+	var names map[string]kve.Token
+	if by == store.ByToken && len(rows) > 0 {
+		if names, err = s.tokensByID(ctx, m.Org.ID); err != nil {
+			return UsageReport{}, err
+		}
 	}
 	rep.Rows = make([]UsageRow, 0, len(rows))
 	for _, r := range rows {
@@ -202,9 +195,8 @@ func addRow(sum, r *store.Rollup) {
 
 // tokensByID returns every token of an organization, revoked ones too.
 //
-// The map is shared with concurrent callers (the usage page asks for it
-// twice at once, for token names and for the audit): read it, never
-// change it.
+// The map is shared with concurrent callers (the usage page and the API's
+// reports by token can ask for it at once): read it, never change it.
 func (s *Service) tokensByID(ctx context.Context, orgID string) (map[string]kve.Token, error) {
 	v, err, _ := s.tokenLists.Do(orgID, func() (any, error) {
 		out := map[string]kve.Token{}
@@ -250,12 +242,19 @@ func (s *Service) reconcile(ctx context.Context, orgID string) {
 type Unused struct {
 	Since  time.Time
 	Tokens []kve.Token // live tokens last used before Since, or never; LastUsed says when
+	Total  int         // how many there are; more than len(Tokens) when a limit cut the list
 }
 
 // UnusedTokens lists the live tokens of an organization that nobody used
 // since (default 30d), never-used ones included, oldest use first (Owner,
 // Admin). RevokeTokens revokes them in one call.
 func (s *Service) UnusedTokens(ctx context.Context, orgRef string, p Principal, since string) (Unused, error) {
+	return s.FirstUnusedTokens(ctx, orgRef, p, since, 0)
+}
+
+// FirstUnusedTokens is UnusedTokens cut to its first limit tokens (all for
+// limit ≤ 0), with Total counting them all: a page of the audit.
+func (s *Service) FirstUnusedTokens(ctx context.Context, orgRef string, p Principal, since string, limit int) (Unused, error) {
 	m, err := s.Authorize(ctx, orgRef, p, managers...)
 	if err != nil {
 		return Unused{}, err
@@ -264,12 +263,19 @@ func (s *Service) UnusedTokens(ctx context.Context, orgRef string, p Principal, 
 	if err != nil {
 		return Unused{}, err
 	}
+	now := s.now()
+	if ul, ok := s.store.(store.UnusedLister); ok {
+		toks, total, err := ul.UnusedTokens(ctx, m.Org.ID, t, now, limit)
+		if err != nil {
+			return Unused{}, fmt.Errorf("list unused tokens: %w", err)
+		}
+		return Unused{Since: t, Tokens: toks, Total: total}, nil
+	}
 	all, err := s.tokensByID(ctx, m.Org.ID)
 	if err != nil {
 		return Unused{}, err
 	}
 	out := Unused{Since: t, Tokens: []kve.Token{}}
-	now := s.now()
 	for _, tok := range all {
 		if tok.Revoked() || tok.Expired(now) || !tok.LastUsed.Before(t) {
 			continue
@@ -282,6 +288,10 @@ func (s *Service) UnusedTokens(ctx context.Context, orgRef string, p Principal, 
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
+	out.Total = len(out.Tokens)
+	if limit > 0 && len(out.Tokens) > limit {
+		out.Tokens = out.Tokens[:limit]
+	}
 	return out, nil
 }
 

@@ -161,6 +161,11 @@ func TestUnusedTokens(t *testing.T) {
 	if diff := cmp.Diff([]string{idle.Token.ID}, tokenIDs(got.Tokens)); diff != "" {
 		t.Errorf("unused today (-want +got):\n%s", diff)
 	}
+	// Never used either, but expired twenty days later: no candidate.
+	if _, err := ut.Service.CreateToken(ctx, ut.Org.ID, owner, manage.TokenInput{Name: "short-lived", Key: "main", Env: "prd",
+		AllowServer: true, ExpiresIn: "10d"}); err != nil {
+		t.Fatal(err)
+	}
 	// Twenty days later (dev tokens live 30: an expired one is no
 	// candidate), nothing was used in the last 15.
 	ut.Clock.Add(20 * 24 * time.Hour)
@@ -175,6 +180,32 @@ func TestUnusedTokens(t *testing.T) {
 	want := append([]string{idle.Token.ID, ut.dev2.ID}, tied...)
 	if diff := cmp.Diff(want, tokenIDs(got.Tokens)); diff != "" {
 		t.Errorf("unused in 15 days (-want +got):\n%s", diff)
+	}
+	// A page of the audit: the first two, and the count of all. A store
+	// that cannot list unused tokens itself (the SQLite store without its
+	// UnusedTokens) gets the same from the whole list.
+	whole := manage.New(ut.Config, manage.Deps{Store: struct{ store.Store }{ut.Store}, Secrets: ut.Secrets,
+		Keyring: ut.Keyring, Alerts: ut.Alerts})
+	for name, svc := range map[string]*manage.Service{"the store's query": ut.Service, "the whole list": whole} {
+		first, err := svc.FirstUnusedTokens(ctx, ut.Org.Slug, owner, "15d", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want[:2], tokenIDs(first.Tokens)); diff != "" || first.Total != 4 {
+			t.Errorf("%s: first 2 of %d (-want +got):\n%s", name, first.Total, diff)
+		}
+		all, err := svc.UnusedTokens(ctx, ut.Org.Slug, owner, "15d")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, tokenIDs(all.Tokens)); diff != "" || all.Total != 4 {
+			t.Errorf("%s: all %d (-want +got):\n%s", name, all.Total, diff)
+		}
+		for _, tok := range all.Tokens {
+			if tok.Sealed != nil {
+				t.Errorf("%s: token %s listed with its sealed value", name, tok.ID)
+			}
+		}
 	}
 	if _, err := ut.Service.UnusedTokens(ctx, ut.Org.Slug, ut.Principal(t, ut.Dev, "192.0.2.2"), ""); kve.KindOf(err) != kve.KindForbidden {
 		t.Errorf("a developer runs the audit: %v", err)

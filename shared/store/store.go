@@ -227,6 +227,17 @@ type Tokens interface {
 	UpdateToken(ctx context.Context, orgID, id string, fn func(*kve.Token) error, ev kve.Event) (kve.Token, error)
 }
 
+// UnusedLister is implemented by a store that can find an organization's
+// unused tokens without reading every token into memory (SQLite). Without
+// it, manage lists them all and filters.
+type UnusedLister interface {
+	// UnusedTokens returns the first limit (all for limit ≤ 0) live tokens
+	// of the organization (not revoked, not expired at now) last used
+	// before before, or never, oldest use first then by id, without their
+	// sealed values; and how many there are in all.
+	UnusedTokens(ctx context.Context, orgID string, before, now time.Time, limit int) ([]kve.Token, int, error)
+}
+
 // TokenFilter narrows a token list.
 type TokenFilter struct {
 	VisibleTo      string // when set: shared tokens plus this user's personal ones
