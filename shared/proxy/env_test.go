@@ -39,10 +39,15 @@ type memTokens struct {
 	byHash  map[string]kve.Token
 	lookups atomic.Int64
 	err     error
+	hang    bool // wait for the request's end, and fail as a remote store would
 }
 
-func (m *memTokens) TokenByHash(_ context.Context, hash []byte) (kve.Token, error) {
+func (m *memTokens) TokenByHash(ctx context.Context, hash []byte) (kve.Token, error) {
 	m.lookups.Add(1)
+	if m.hang {
+		<-ctx.Done()
+		return kve.Token{}, kve.Wrap(kve.KindUnavailable, "unavailable", "unavailable", ctx.Err())
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.err != nil {
@@ -63,11 +68,18 @@ func (m *memTokens) put(t kve.Token) {
 
 // memKeys maps secret name@version to a value.
 type memKeys struct {
-	values map[string]kve.Secret
-	err    error
+	values  map[string]kve.Secret
+	err     error
+	hang    bool // wait for the request's end, and fail as Secrets Manager would
+	lookups atomic.Int64
 }
 
-func (m *memKeys) Value(_ context.Context, name, version string) (kve.Secret, error) {
+func (m *memKeys) Value(ctx context.Context, name, version string) (kve.Secret, error) {
+	m.lookups.Add(1)
+	if m.hang {
+		<-ctx.Done()
+		return "", kve.Wrap(kve.KindUnavailable, "unavailable", "unavailable", ctx.Err())
+	}
 	if m.err != nil {
 		return "", m.err
 	}

@@ -234,6 +234,8 @@ func (h *Handler) authorize(r *http.Request, c *call, path string, now time.Time
 	switch {
 	case kve.KindOf(err) == kve.KindNotFound:
 		return &denial{code: codeInvalidToken, reason: "unknown"}
+	case err != nil && r.Context().Err() != nil:
+		return clientGone(c) // not the store's failure
 	case err != nil:
 		h.log.Error("token lookup", "request_id", c.usage.RequestID, "err", err)
 		return &denial{code: codeStoreDown, reason: "store_unavailable"}
@@ -299,6 +301,8 @@ func (h *Handler) authorize(r *http.Request, c *call, path string, now time.Time
 		h.log.Error("key missing", "request_id", c.usage.RequestID, "token_id", tok.ID, "key_id", tok.Key.ID)
 		return &denial{code: codeUpstreamDown, reason: "key_missing",
 			message: "The key behind this token is not available."}
+	case err != nil && r.Context().Err() != nil:
+		return clientGone(c)
 	case err != nil:
 		h.log.Error("key lookup", "request_id", c.usage.RequestID, "token_id", tok.ID, "err", err)
 		return &denial{code: codeStoreDown, reason: "secrets_unavailable"}
@@ -310,6 +314,14 @@ func (h *Handler) authorize(r *http.Request, c *call, path string, now time.Time
 // refuse answers a request that goes no further, and records it when the
 // token is known. CORS: only a refusal after the origin check passed lets
 // the page read the error.
+// clientGone is the denial of a request whose client went away while kve
+// was still reading the store: a remote store fails such a read, and that
+// failure is the client's, not the store's.
+func clientGone(c *call) *denial {
+	c.usage.ClientAborted = true
+	return &denial{code: codeClientGone, reason: "client_gone"}
+}
+
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, c *call, d denial) {
 	if c.origin != "" {
 		allowOrigin(w.Header(), c.origin)

@@ -1,15 +1,19 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -354,6 +358,69 @@ func TestStoreUnavailable(t *testing.T) {
 	if e.up.calls.Load() != 0 {
 		t.Error("forwarded without a key")
 	}
+}
+
+// TestClientGoneDuringLookup: a client that hangs up while the token or
+// its key is read (a remote store then fails the read) is not a store
+// failure: no error is logged, the refusal says client_gone, nothing is
+// forwarded.
+func TestClientGoneDuringLookup(t *testing.T) {
+	for _, stage := range []string{"token", "key"} {
+		t.Run(stage, func(t *testing.T) {
+			var logs syncBuffer
+			e := newEnv(t, nil, withConfig(func(c *Config) {
+				c.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			}))
+			v := e.token("openai", nil)
+			lookups := &e.tokens.lookups
+			if stage == "token" {
+				e.tokens.hang = true
+			} else {
+				e.keys.hang, lookups = true, &e.keys.lookups
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			req := httptest.NewRequestWithContext(ctx, "POST", "/openai/v1/chat/completions", strings.NewReader(chatBody))
+			req.Header.Set("Authorization", "Bearer "+v)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				e.h.ServeHTTP(httptest.NewRecorder(), req)
+			}()
+			for lookups.Load() == 0 {
+				time.Sleep(time.Millisecond)
+			}
+			cancel()
+			<-done
+			out := logs.String()
+			if strings.Contains(out, `"level":"ERROR"`) {
+				t.Errorf("a client hanging up was logged as an error:\n%s", out)
+			}
+			if !strings.Contains(out, `"reason":"client_gone"`) {
+				t.Errorf("the refusal does not say client_gone:\n%s", out)
+			}
+			if e.up.calls.Load() != 0 {
+				t.Error("forwarded")
+			}
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // TestRevocationNextRequest: the proxy reads the token on every request, so a
