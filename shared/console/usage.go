@@ -108,7 +108,9 @@ func (s *server) usage(w http.ResponseWriter, r *http.Request) error {
 	}
 	report(&perDay, &errs[0], manage.ByDay, uq)
 	report(&perModel, &errs[1], manage.ByModel, uq)
-	report(&perToken, &errs[2], manage.ByToken, uq)
+	top := uq
+	top.Top = maxTokenRows
+	report(&perToken, &errs[2], manage.ByToken, top)
 	if v.Manager {
 		reads.Go(func() {
 			unused, errs[3] = s.svc.FirstUnusedTokens(r.Context(), orgRef(r), p, v.Filter.Since, maxUnusedRows)
@@ -125,11 +127,8 @@ func (s *server) usage(w http.ResponseWriter, r *http.Request) error {
 	for _, row := range perModel.Rows {
 		v.ByModel = append(v.ByModel, usageRowOf(row))
 	}
-	for i, row := range perToken.Rows { // the most expensive first
-		if i == maxTokenRows {
-			v.MoreTokens = len(perToken.Rows) - i
-			break
-		}
+	v.MoreTokens = perToken.Omitted
+	for _, row := range perToken.Rows { // the most expensive first
 		u := usageRowOf(row)
 		v.ByToken = append(v.ByToken, u)
 		v.Tokens = append(v.Tokens, option{Value: u.TokenID, Label: u.TokenName, Selected: u.TokenID == v.Filter.Token})

@@ -1,12 +1,16 @@
 package manage
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/keyvault-edge/kve/shared/kve"
 	"github.com/keyvault-edge/kve/shared/store"
@@ -23,6 +27,7 @@ type UsageQuery struct {
 	By      string // "", "day", "token" or "model"
 	Cursor  string // records only
 	Limit   int    // records only
+	Top     int    // by token: only the Top most expensive tokens (0: all); the report counts the rest
 }
 
 // UsageReport is usage summed from the daily rollups over whole UTC days,
@@ -31,7 +36,8 @@ type UsageReport struct {
 	From, To string
 	By       string
 	Rows     []UsageRow
-	Total    UsageRow
+	Total    UsageRow // of every row, those Top left out included
+	Omitted  int      // rows Top left out
 }
 
 // UsageRow is one row of a report: its key (Day, Token or Model, per By)
@@ -100,22 +106,64 @@ func (s *Service) Usage(ctx context.Context, orgRef string, p Principal, q Usage
 	if err != nil {
 		return UsageReport{}, fmt.Errorf("read usage: %w", err)
 	}
-	var names map[string]kve.Token
-	if by == store.ByToken && len(rows) > 0 {
-		if names, err = s.tokensByID(ctx, m.Org.ID); err != nil {
-			return UsageReport{}, err
+	for i := range rows {
+		addRow(&rep.Total.Rollup, &rows[i])
+	}
+	if by == store.ByToken { // the most expensive first
+		slices.SortStableFunc(rows, func(a, b store.Rollup) int { return cmp.Compare(b.CostMicro, a.CostMicro) })
+		if q.Top > 0 && len(rows) > q.Top {
+			rep.Omitted, rows = len(rows)-q.Top, rows[:q.Top]
 		}
+	}
+	names, err := s.tokenNames(ctx, m.Org.ID, rows, q.Top > 0)
+	if err != nil {
+		return UsageReport{}, err
 	}
 	rep.Rows = make([]UsageRow, 0, len(rows))
 	for _, r := range rows {
-		row := UsageRow{Rollup: r, TokenName: names[r.TokenID].Name}
-		rep.Rows = append(rep.Rows, row)
-		addRow(&rep.Total.Rollup, &r)
-	}
-	if by == store.ByToken { // the most expensive first
-		slices.SortStableFunc(rep.Rows, func(a, b UsageRow) int { return int(b.CostMicro - a.CostMicro) })
+		rep.Rows = append(rep.Rows, UsageRow{Rollup: r, TokenName: names[r.TokenID]})
 	}
 	return rep, nil
+}
+
+// tokenNames names the tokens of a report's rows: from the organization's
+// whole token list, or, for a top few (few), a read of each.
+func (s *Service) tokenNames(ctx context.Context, orgID string, rows []store.Rollup, few bool) (map[string]string, error) {
+	names := map[string]string{}
+	if len(rows) == 0 || rows[0].TokenID == "" {
+		return names, nil
+	}
+	if !few {
+		all, err := s.tokensByID(ctx, orgID)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			names[r.TokenID] = all[r.TokenID].Name
+		}
+		return names, nil
+	}
+	var (
+		mu sync.Mutex
+		g  errgroup.Group
+	)
+	g.SetLimit(8) // point reads: a DynamoDB GetItem each
+	for _, r := range rows {
+		g.Go(func() error {
+			t, err := s.store.Token(ctx, orgID, r.TokenID)
+			if err != nil && kve.KindOf(err) != kve.KindNotFound {
+				return fmt.Errorf("name token: %w", err)
+			}
+			mu.Lock()
+			names[r.TokenID] = t.Name // "" for one that is gone
+			mu.Unlock()
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return names, nil
 }
 
 // usageScope authorizes a usage query and narrows a Developer's to their

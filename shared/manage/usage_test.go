@@ -106,6 +106,19 @@ func TestUsageReports(t *testing.T) {
 			}
 		})
 	}
+	// The dashboard's table: the most expensive tokens, named by a read
+	// each, the rest counted, the total of all.
+	rep, err := ut.Service.Usage(ctx, ut.Org.Slug, owner, manage.UsageQuery{By: "token", Top: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range rep.Rows {
+		names = append(names, r.TokenName)
+	}
+	if diff := cmp.Diff([]string{"t-Olga Owner", "t-Dev One"}, names); diff != "" || rep.Omitted != 1 || rep.Total.CostMicro != 1111 {
+		t.Errorf("top 2: omitted %d, total %d (-want +got):\n%s", rep.Omitted, rep.Total.CostMicro, diff)
+	}
 }
 
 func TestUsageScopes(t *testing.T) {
