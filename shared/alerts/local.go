@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -23,6 +22,7 @@ import (
 	"github.com/keyvault-edge/kve/shared/kve"
 	"github.com/keyvault-edge/kve/shared/mail"
 	"github.com/keyvault-edge/kve/shared/store"
+	"github.com/keyvault-edge/kve/shared/web"
 )
 
 // LocalStore is what Local keeps in the store: subscriptions and the
@@ -586,7 +586,7 @@ func (l *Local) Handler() http.Handler {
 		case "ConfirmSubscription":
 			arn, err = l.confirm(r.Context(), q.Get("TopicArn"), q.Get("Token"))
 		case "Unsubscribe":
-			arn, err = l.unsubscribe(r.Context(), q.Get("SubscriptionArn"), remoteIP(r))
+			arn, err = l.unsubscribe(r.Context(), q.Get("SubscriptionArn"), web.RemoteIP(r))
 		default:
 			err = kve.Errorf(kve.KindInvalid, "invalid_action", "unknown action")
 		}
@@ -658,12 +658,4 @@ func (l *Local) unsubscribe(ctx context.Context, arn, ip string) (string, error)
 		return "", err
 	}
 	return arn, nil
-}
-
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

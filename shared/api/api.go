@@ -9,14 +9,15 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
 	"github.com/keyvault-edge/kve/shared/kve"
 	"github.com/keyvault-edge/kve/shared/manage"
+	"github.com/keyvault-edge/kve/shared/web"
 )
 
 // Config tunes the API handler. Zero values take the defaults noted.
@@ -71,18 +72,10 @@ func New(svc *manage.Service, cfg Config) http.Handler {
 		s.cookie = DefaultSessionCookie
 	}
 	if s.clientIP == nil {
-		s.clientIP = remoteIP
+		s.clientIP = web.RemoteIP
 	}
 	s.routes()
 	return s
-}
-
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 type requestIDKey struct{}
@@ -94,7 +87,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	id := kve.NewID(kve.PrefixRequest, start)
 	w.Header().Set("X-Request-Id", id)
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	sw := &web.StatusWriter{ResponseWriter: w}
 	_, pattern := s.mux.Handler(r)
 	if pattern == "" {
 		// Unknown paths and methods answer alike, in JSON, with no hint of
@@ -104,31 +97,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mux.ServeHTTP(sw, r)
 	}
 	s.log.InfoContext(r.Context(), "api_request", "request_id", id, "method", r.Method, "route", pattern,
-		"status", sw.status, "duration_ms", time.Since(start).Milliseconds())
+		"status", cmp.Or(sw.Status, http.StatusOK), "duration_ms", time.Since(start).Milliseconds())
 }
 
 func requestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)
 	return id
 }
-
-// statusWriter remembers the status for the access log.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	wrote  bool
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.status, w.wrote = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	w.wrote = true
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

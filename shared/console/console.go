@@ -18,10 +18,10 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"html/template"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -29,6 +29,7 @@ import (
 
 	"github.com/keyvault-edge/kve/shared/kve"
 	"github.com/keyvault-edge/kve/shared/manage"
+	"github.com/keyvault-edge/kve/shared/web"
 )
 
 // Config tunes the dashboard. Zero values take the defaults noted.
@@ -91,7 +92,7 @@ func New(svc *manage.Service, cfg Config) http.Handler {
 		s.maxForm = 64 << 10
 	}
 	if s.clientIP == nil {
-		s.clientIP = remoteIP
+		s.clientIP = web.RemoteIP
 	}
 	s.pages = parsePages(s.funcs())
 	s.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -101,14 +102,6 @@ func New(svc *manage.Service, cfg Config) http.Handler {
 	s.routes()
 	s.routed = s.cop.Handler(s.mux)
 	return s
-}
-
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // csp allows nothing but kve's own files: no inline script or style, no
@@ -145,7 +138,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Strict-Transport-Security", "max-age=31536000")
 	}
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
-	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	sw := &web.StatusWriter{ResponseWriter: w}
 	_, pattern := s.mux.Handler(r)
 	if pattern == "" {
 		s.fail(sw, r, errNoPage)
@@ -153,7 +146,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.routed.ServeHTTP(sw, r)
 	}
 	s.log.InfoContext(r.Context(), "console_request", "request_id", id, "method", r.Method, "route", pattern,
-		"status", sw.status, "duration_ms", time.Since(start).Milliseconds())
+		"status", cmp.Or(sw.Status, http.StatusOK), "duration_ms", time.Since(start).Milliseconds())
 }
 
 var errNoPage = kve.Errorf(kve.KindNotFound, "no_route", "There is no such page.")
@@ -162,24 +155,3 @@ func requestID(ctx context.Context) string {
 	id, _ := ctx.Value(requestIDKey{}).(string)
 	return id
 }
-
-// statusWriter remembers the status for the access log.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-	wrote  bool
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.status, w.wrote = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	w.wrote = true
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/keyvault-edge/kve/shared/kve"
+	"github.com/keyvault-edge/kve/shared/web"
 )
 
 // setupCode is the one-time code that creates the first user. It lives in
@@ -66,35 +67,16 @@ func (sc *setupCode) removeOnSetup(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		rec := &statusWriter{ResponseWriter: w}
+		rec := &web.StatusWriter{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
-		done := rec.status/100 == 2
+		done := rec.Status/100 == 2
 		if r.URL.Path == "/setup" { // the dashboard re-renders its form on errors
-			done = rec.status == http.StatusSeeOther
+			done = rec.Status == http.StatusSeeOther
 		}
 		if done {
 			os.Remove(sc.path)
 		}
 	})
-}
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
 }
 
 // newSetupCode returns 100 bits as five groups of four base32 characters.
