@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"time"
 
@@ -146,15 +145,18 @@ func (m *meter) sseLine(line []byte) {
 func (m *meter) finish() {
 	m.u.BytesOut = m.bytes
 	if !m.sse && len(m.tail) > 0 {
+		// The whole body, whose top-level "model" is the upstream's answer,
+		// or else the usage near the end of a longer one.
 		var d usageDoc
-		switch {
-		case m.bytes <= tailSize && readUsageDoc(m.tail, &d):
-			// The whole body: its top-level "model" is the upstream's answer.
-			m.apply(&d)
-		default:
-			if i := lastUsageKey(m.tail); i >= 0 && json.NewDecoder(bytes.NewReader(m.tail[i:])).Decode(&d) == nil {
-				m.apply(&d)
+		ok := m.bytes <= tailSize && readUsageDoc(m.tail, &d)
+		if !ok {
+			d = usageDoc{}
+			if i := lastUsageKey(m.tail); i >= 0 {
+				ok = readUsageDoc(m.tail[i:], &d)
 			}
+		}
+		if ok {
+			m.apply(&d)
 		}
 		if !m.found {
 			m.content = m.bytes
@@ -203,10 +205,10 @@ func readUsageDoc(doc []byte, d *usageDoc) bool {
 				}
 				return true
 			})
-			if ok && key[0] == 'm' {
+			// The same shape: the model and its usage. A message wins
+			// over a response.
+			if ok && (d.Message == nil || string(key) == "message") {
 				d.Message = &msg
-			} else if ok {
-				d.Response = &msg
 			}
 		case "choices", "delta": // OpenAI chunks' text, Anthropic's text deltas
 			d.TextLen += textLen(value)
@@ -234,23 +236,17 @@ func decodeGeminiUsage(raw []byte) (geminiUsage, bool) {
 }
 
 // decodeUsageFields reads a usage object of any supported provider with the
-// top-level walker: the same fields as usageFields' JSON tags, without
-// encoding/json's reflection on the hot path.
+// top-level walker, without encoding/json's reflection on the hot path.
 func decodeUsageFields(raw []byte) (usageFields, bool) {
 	var f usageFields
-	detail := func(raw []byte, name string) *int64 {
-		var n int64
-		found := false
+	detail := func(raw []byte, name string) (n int64, found bool) {
 		members(raw, func(k, v []byte) bool {
 			if string(k) == name {
 				n, found = intValue(v), true
 			}
 			return true
 		})
-		if !found {
-			return nil
-		}
-		return &n
+		return n, found
 	}
 	ok := members(raw, func(k, v []byte) bool {
 		switch string(k) {
@@ -267,8 +263,8 @@ func decodeUsageFields(raw []byte) (usageFields, bool) {
 		case "cache_creation_input_tokens":
 			f.CacheCreationInputTokens = intValue(v)
 		case "prompt_tokens_details", "input_tokens_details":
-			if n := detail(v, "cached_tokens"); n != nil {
-				d := &cachedDetail{*n}
+			if n, ok := detail(v, "cached_tokens"); ok {
+				d := &cachedDetail{n}
 				if string(k) == "prompt_tokens_details" {
 					f.PromptTokensDetails = d
 				} else {
@@ -276,8 +272,8 @@ func decodeUsageFields(raw []byte) (usageFields, bool) {
 				}
 			}
 		case "completion_tokens_details", "output_tokens_details":
-			if n := detail(v, "reasoning_tokens"); n != nil {
-				d := &reasoningDetail{*n}
+			if n, ok := detail(v, "reasoning_tokens"); ok {
+				d := &reasoningDetail{n}
 				if string(k) == "completion_tokens_details" {
 					f.CompletionTokensDetails = d
 				} else {
@@ -291,9 +287,8 @@ func decodeUsageFields(raw []byte) (usageFields, bool) {
 }
 
 // lastUsageKey finds the start of a {"usage":…} or {"usageMetadata":…}
-// fragment near the end of a JSON body, rewritten so that it decodes as an
-// object: it returns the index of the opening quote of the key, and the
-// caller decodes from one byte earlier treated as "{".
+// fragment near the end of a JSON body, rewritten so that it reads as an
+// object: it returns the index of the "{" that now stands before the key.
 func lastUsageKey(tail []byte) int {
 	i := bytes.LastIndex(tail, []byte(`"usage`))
 	if i <= 0 {
@@ -309,56 +304,52 @@ func lastUsageKey(tail []byte) int {
 // model and the usage: OpenAI (JSON and SSE chunks), Anthropic (JSON,
 // message_start and message_delta events) and Gemini (usageMetadata).
 type usageDoc struct {
-	Model         string       `json:"model"`
-	ModelVersion  string       `json:"modelVersion"`
-	Usage         *usageFields `json:"usage"`
-	Message       *usageDocMsg `json:"message"`
-	Response      *usageDocMsg `json:"response"` // OpenAI Responses API events
-	UsageMetadata *geminiUsage `json:"usageMetadata"`
-	TextLen       int64        `json:"-"` // bytes of "content" and "text" in choices and delta
+	Model         string
+	ModelVersion  string
+	Usage         *usageFields
+	Message       *usageDocMsg // Anthropic's message, or a Responses API event's response
+	UsageMetadata *geminiUsage
+	TextLen       int64 // bytes of "content" and "text" in choices and delta
 }
 
 type usageDocMsg struct {
-	Model string       `json:"model"`
-	Usage *usageFields `json:"usage"`
+	Model string
+	Usage *usageFields
 }
 
 type usageFields struct {
-	PromptTokens            int64            `json:"prompt_tokens"`
-	CompletionTokens        int64            `json:"completion_tokens"`
-	PromptTokensDetails     *cachedDetail    `json:"prompt_tokens_details"`
-	CompletionTokensDetails *reasoningDetail `json:"completion_tokens_details"`
+	PromptTokens            int64
+	CompletionTokens        int64
+	PromptTokensDetails     *cachedDetail
+	CompletionTokensDetails *reasoningDetail
 	// Anthropic, and OpenAI's Responses API (which has the details)
-	InputTokens              int64            `json:"input_tokens"`
-	OutputTokens             int64            `json:"output_tokens"`
-	CacheReadInputTokens     int64            `json:"cache_read_input_tokens"`
-	CacheCreationInputTokens int64            `json:"cache_creation_input_tokens"`
-	InputTokensDetails       *cachedDetail    `json:"input_tokens_details"`
-	OutputTokensDetails      *reasoningDetail `json:"output_tokens_details"`
+	InputTokens              int64
+	OutputTokens             int64
+	CacheReadInputTokens     int64
+	CacheCreationInputTokens int64
+	InputTokensDetails       *cachedDetail
+	OutputTokensDetails      *reasoningDetail
 }
 
 type cachedDetail struct {
-	CachedTokens int64 `json:"cached_tokens"`
+	CachedTokens int64
 }
 
 type reasoningDetail struct {
-	ReasoningTokens int64 `json:"reasoning_tokens"`
+	ReasoningTokens int64
 }
 
 type geminiUsage struct {
-	PromptTokenCount        int64 `json:"promptTokenCount"`
-	CandidatesTokenCount    int64 `json:"candidatesTokenCount"`
-	CachedContentTokenCount int64 `json:"cachedContentTokenCount"`
-	ThoughtsTokenCount      int64 `json:"thoughtsTokenCount"`
+	PromptTokenCount        int64
+	CandidatesTokenCount    int64
+	CachedContentTokenCount int64
+	ThoughtsTokenCount      int64
 }
 
 // apply merges one document into the usage. Anthropic and Gemini report
 // running totals, so later values replace earlier ones; OpenAI reports once.
 func (m *meter) apply(d *usageDoc) {
 	u := m.u
-	if d.Response != nil && d.Message == nil {
-		d.Message = d.Response // the same shape: the model and its usage
-	}
 	if d.Model != "" || d.ModelVersion != "" || d.Message != nil && d.Message.Model != "" {
 		m.modelSeen = true
 	}

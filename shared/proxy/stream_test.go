@@ -117,6 +117,10 @@ func TestUsageFormats(t *testing.T) {
 		{"anthropic json", "anthropic", "/anthropic/v1/messages", "application/json",
 			`{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn","usage":{"input_tokens":30,"cache_read_input_tokens":10,"output_tokens":7}}`,
 			kve.Usage{Model: "claude-sonnet-4-5", PromptTokens: 40, CompletionTokens: 7, CachedTokens: 10}},
+		{"openai json over the tail size", "openai", "/openai/v1/chat/completions", "application/json",
+			`{"id":"x","model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"` + strings.Repeat("long answer ", 2000) +
+				`"}}],"usage":{"prompt_tokens":100,"completion_tokens":6000,"prompt_tokens_details":{"cached_tokens":50},"completion_tokens_details":{"reasoning_tokens":7}},"system_fingerprint":"fp_1"}`,
+			kve.Usage{Model: "gpt-4o", PromptTokens: 100, CompletionTokens: 6000, CachedTokens: 50, ReasoningTokens: 7}},
 		{"anthropic json with cache writes", "anthropic", "/anthropic/v1/messages", "application/json",
 			`{"id":"msg_2","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Hi"}],"usage":{"input_tokens":3,"cache_creation_input_tokens":2000,"cache_read_input_tokens":500,"output_tokens":9,"cache_creation":{"ephemeral_5m_input_tokens":2000,"ephemeral_1h_input_tokens":0}}}`,
 			kve.Usage{Model: "claude-sonnet-4-5", PromptTokens: 2503, CompletionTokens: 9, CachedTokens: 500}},
