@@ -17,7 +17,6 @@ import (
 	"github.com/keyvault-edge/kve/shared/mail"
 	"github.com/keyvault-edge/kve/shared/secrets"
 	"github.com/keyvault-edge/kve/shared/store"
-	"golang.org/x/sync/singleflight"
 )
 
 // Config tunes a Service. Zero values take the defaults noted on each field.
@@ -96,8 +95,6 @@ type Service struct {
 	responder   *alerts.Responder
 	scanning    *alerts.ScanningKeys
 	leakSuspend map[kve.Env]bool
-
-	tokenLists singleflight.Group // by org: concurrent readers of a whole token list share one read
 }
 
 // Invite lifetimes (SECURITY G19).

@@ -242,32 +242,23 @@ func addRow(sum, r *store.Rollup) {
 }
 
 // tokensByID returns every token of an organization, revoked ones too.
-//
-// The map is shared with concurrent callers (the usage page and the API's
-// reports by token can ask for it at once): read it, never change it.
 func (s *Service) tokensByID(ctx context.Context, orgID string) (map[string]kve.Token, error) {
-	v, err, _ := s.tokenLists.Do(orgID, func() (any, error) {
-		out := map[string]kve.Token{}
-		f := store.TokenFilter{IncludeRevoked: true, Limit: store.MaxLimit}
-		for {
-			page, err := s.store.Tokens(context.WithoutCancel(ctx), orgID, f)
-			if err != nil {
-				return nil, fmt.Errorf("list tokens: %w", err)
-			}
-			for _, t := range page.Items {
-				t.Sealed = nil
-				out[t.ID] = t
-			}
-			if page.Next == "" {
-				return out, nil
-			}
-			f.Cursor = page.Next
+	out := map[string]kve.Token{}
+	f := store.TokenFilter{IncludeRevoked: true, Limit: store.MaxLimit}
+	for {
+		page, err := s.store.Tokens(ctx, orgID, f)
+		if err != nil {
+			return nil, fmt.Errorf("list tokens: %w", err)
 		}
-	})
-	if err != nil {
-		return nil, err
+		for _, t := range page.Items {
+			t.Sealed = nil
+			out[t.ID] = t
+		}
+		if page.Next == "" {
+			return out, nil
+		}
+		f.Cursor = page.Next
 	}
-	return v.(map[string]kve.Token), nil
 }
 
 // reconcile settles the requests a dead execution environment left held

@@ -343,9 +343,8 @@ func byMonths(from, to, filter string, args []any) (string, []any) {
 	}
 	var parts []string
 	for m := time.Date(first.Year(), first.Month(), 1, 0, 0, 0, 0, time.UTC); !m.After(last); m = m.AddDate(0, 1, 0) {
-		start, end, monthEnd := m, m.AddDate(0, 1, -1), m.AddDate(0, 1, -1)
-		start = maxTime(start, first)
-		end = minTime(end, last)
+		monthEnd := m.AddDate(0, 1, -1)
+		start, end := maxTime(m, first), minTime(monthEnd, last)
 		days := `SELECT ` + columns + ` FROM usage_daily_token WHERE ` + filter +
 			` AND day BETWEEN ` + param(start.Format(time.DateOnly)) + ` AND ` + param(end.Format(time.DateOnly))
 		if !start.Equal(m) {
