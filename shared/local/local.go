@@ -85,8 +85,9 @@ func (m *Main) Open(ctx context.Context) error {
 	}
 
 	// Usage: budgets and tokens per minute in memory (one process), every
-	// hold and record spooled with one write(2) before the store has it,
-	// so a killed process loses none (package usage).
+	// hold and record spooled (a memory-mapped file the kernel keeps)
+	// before the store has it, so a killed process loses none (package
+	// usage).
 	if m.meter, err = usage.OpenLocal(ctx, m.store, usage.LocalConfig{
 		Spool: filepath.Join(c.Data, "usage-spool"), Logger: m.Logger,
 	}); err != nil {

@@ -37,8 +37,8 @@ type LocalConfig struct {
 
 // Local is local mode's meter and recorder (proxy.Meter, proxy.Recorder):
 // one process holds budgets in memory, takes tokens per minute from
-// in-memory buckets, writes each hold and record to the spool with one
-// write(2), and stores records in batches.
+// in-memory buckets, copies each hold and record into the spool's mapped
+// segment, and stores records in batches.
 type Local struct {
 	st       LocalStore
 	base     *Prices
@@ -73,7 +73,7 @@ func OpenLocal(ctx context.Context, st LocalStore, cfg LocalConfig) (*Local, err
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	sp, recovered, old, err := openSpool(cfg.Spool)
+	sp, recovered, old, err := openSpool(cfg.Spool, segmentSize, false)
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,10 @@
 package usage
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,48 +12,39 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/keyvault-edge/kve/shared/kve"
 	"github.com/keyvault-edge/kve/shared/store"
 )
 
 // spool is local mode's write-ahead log of usage (SECURITY T50, G4): a
-// request's hold is written before it is forwarded, with one write(2) and
-// no fsync, so a process killed at any point (SIGKILL) has a line for every
-// request it forwarded: the kernel has the bytes. A request's record, when
-// it completes, waits in memory for the next hold's write(2) or at most
-// doneDelay: under load the two lines of a request cost one system call,
-// not two. On the next start the records are stored and every hold without
-// a record becomes one, charged its reservation: the request's execution
-// died with its process, or it finished within doneDelay of the kill (the
-// store keeps the first record of a request id, so one that reached the
-// store in the meantime wins). Only a power loss can lose lines, or tear
-// the last one, which replay skips.
+// request's hold is written before it is forwarded, and its record as it
+// completes, each line copied into a segment file mapped into memory (see
+// segment), with no fsync: a process killed at any point (SIGKILL) has a
+// line for every request it forwarded, because the kernel has the pages.
+// On the next start the records are stored and every hold without a record
+// becomes one, charged its reservation: the request's execution died with
+// its process. Only a power loss can lose lines, or tear the last one,
+// which replay skips.
 //
 // The log is a directory of numbered segments. Records also go to the
 // store in batches; a segment is deleted once every record in it is
 // stored and it is no longer written. A new segment starts with the holds
 // still open, so deleting an old one never loses a request in flight.
 type spool struct {
-	dir string
+	dir   string
+	size  int  // a segment's size, at least
+	plain bool // write(2) lines instead of mapping segments (tests)
 
 	mu      sync.Mutex
-	f       *os.File
-	seq     int               // the segment being written
-	lines   int               // lines in it
+	seg     *segment          // the segment being written; nil once closed
+	seq     int               // its number
 	open    map[string][]byte // hold lines of requests in flight, by request id
 	pending map[int]int       // records per segment not stored yet
-	later   []byte            // record lines not written yet
-	timer   *time.Timer       // writes later after doneDelay
-	failed  error             // the last failure to write later, reported by done
 }
 
-// doneDelay is the longest a record line waits for the next hold's write.
-const doneDelay = 10 * time.Millisecond
-
-// segmentLines is when a segment is rotated: a few MB of JSON lines.
-const segmentLines = 20_000
+// segmentSize is a segment's size: some 16,000 requests' lines.
+const segmentSize = 16 << 20
 
 // spoolLine is one line of a segment: a hold or a record.
 type spoolLine struct {
@@ -71,10 +61,10 @@ type spooledHold struct {
 // never completed.
 const interrupted = "interrupted"
 
-// openSpool reads what the segments in dir hold and starts a new segment.
-// The settlements it returns must be stored before the segments they came
-// from are dropped (dropRecovered).
-func openSpool(dir string) (*spool, []store.Settlement, []int, error) {
+// openSpool reads what the segments in dir hold and starts a new segment
+// of size bytes (mapped unless plain). The settlements it returns must be
+// stored before the segments they came from are dropped (dropRecovered).
+func openSpool(dir string, size int, plain bool) (*spool, []store.Settlement, []int, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, nil, fmt.Errorf("open usage spool: %w", err)
 	}
@@ -114,14 +104,12 @@ func openSpool(dir string) (*spool, []store.Settlement, []int, error) {
 		u.CostMicro, u.Estimated, u.Reason = h.Micro, true, interrupted
 		recovered = append(recovered, store.Settlement{Usage: u})
 	}
-	s := &spool{dir: dir, open: map[string][]byte{}, pending: map[int]int{}}
-	s.timer = time.AfterFunc(time.Hour, s.flushLater)
-	s.timer.Stop()
+	s := &spool{dir: dir, size: size, plain: plain, open: map[string][]byte{}, pending: map[int]int{}}
 	next := 1
 	if len(segs) > 0 {
 		next = segs[len(segs)-1] + 1
 	}
-	if err := s.start(next); err != nil {
+	if err := s.start(next, 0); err != nil {
 		return nil, nil, nil, err
 	}
 	return s, recovered, segs, nil
@@ -159,133 +147,105 @@ func segments(dir string) ([]int, error) {
 	return out, nil
 }
 
-// readSegment calls fn for each line of a segment that parses; a torn or
-// garbled line (a power loss) is skipped.
+// readSegment calls fn for each line of a segment that parses. The lines
+// end at the first NUL byte (a segment not closed keeps its zeroed tail;
+// JSON lines hold no NUL); a torn or garbled line (a power loss) is
+// skipped.
 func readSegment(path string, fn func(*spoolLine)) error {
-	f, err := os.Open(path)
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	r := bufio.NewReaderSize(f, 64<<10)
-	for {
-		b, err := r.ReadBytes('\n')
-		if len(b) > 0 {
-			var l spoolLine
-			if json.Unmarshal(b, &l) == nil {
-				fn(&l)
-			}
-		}
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
+	if end := bytes.IndexByte(b, 0); end >= 0 {
+		b = b[:end]
+	}
+	for line := range bytes.Lines(b) {
+		var l spoolLine
+		if json.Unmarshal(line, &l) == nil {
+			fn(&l)
 		}
 	}
+	return nil
 }
 
-// start opens segment n for appending, with the holds still open.
-func (s *spool) start(n int) error {
-	f, err := os.OpenFile(filepath.Join(s.dir, segmentName(n)), os.O_WRONLY|os.O_CREATE|os.O_APPEND|os.O_EXCL, 0o600)
+// start makes segment n the one written, with the holds still open and
+// room for need bytes more; under mu (or before the spool is shared).
+func (s *spool) start(n, need int) error {
+	for _, line := range s.open {
+		need += len(line)
+	}
+	path := filepath.Join(s.dir, segmentName(n))
+	g, err := createSegment(path, max(s.size, 2*need), s.plain)
 	if err != nil {
 		return fmt.Errorf("start usage spool segment: %w", err)
 	}
 	for _, line := range s.open {
-		if _, err := f.Write(line); err != nil {
-			f.Close()
-			os.Remove(f.Name())
+		if err := g.append(line); err != nil {
+			g.close()
+			os.Remove(path)
 			return fmt.Errorf("start usage spool segment: %w", err)
 		}
 	}
-	old := s.seq
-	if s.f != nil {
-		s.f.Close()
-	}
-	s.f, s.seq, s.lines = f, n, len(s.open)
-	if old != 0 && s.pending[old] == 0 {
-		delete(s.pending, old)
-		os.Remove(filepath.Join(s.dir, segmentName(old)))
+	old, oldSeq := s.seg, s.seq
+	s.seg, s.seq = g, n
+	if old != nil {
+		old.close() // its lines are in the page cache, whatever close says
+		if s.pending[oldSeq] == 0 {
+			delete(s.pending, oldSeq)
+			os.Remove(old.f.Name())
+		}
 	}
 	return nil
 }
 
-// hold writes a request's hold, with the record lines waiting, before the
-// request is forwarded.
+// put appends a line, starting the next segment when this one is full or
+// broken; under mu. A failure leaves the segment as it was, and the next
+// line tries again.
+func (s *spool) put(line []byte) error {
+	if s.seg == nil {
+		return errors.New("spool usage: closed")
+	}
+	if !s.seg.fits(len(line)) {
+		if err := s.start(s.seq+1, len(line)); err != nil {
+			return fmt.Errorf("spool usage: %w", err)
+		}
+	}
+	if err := s.seg.append(line); err != nil {
+		return fmt.Errorf("spool usage: %w", err)
+	}
+	return nil
+}
+
+// hold writes a request's hold before the request is forwarded.
 func (s *spool) hold(u *kve.Usage, micro int64) error {
 	line := appendHold(make([]byte, 0, 512), u, micro)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.f == nil {
-		return errors.New("spool usage: closed")
+	if err := s.put(line); err != nil {
+		return err
 	}
-	n := len(s.later)
-	s.later = append(s.later, line...)
-	_, err := s.f.Write(s.later)
-	s.later = s.later[:0]
-	if err != nil {
-		// The records are still on their way to the store; only their
-		// lines are lost, and their holds stand in for them on a restart.
-		return fmt.Errorf("spool usage: %w", err)
-	}
-	if n > 0 {
-		s.timer.Stop()
-	}
-	s.lines++
 	s.open[u.RequestID] = line
-	s.rotate()
 	return nil
 }
 
-// done queues a request's record line and returns its segment, to be
-// passed to stored once the record is in the store.
+// lineBuffers keeps record lines' buffers: a record line is copied into
+// the segment and not kept.
+var lineBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
+// done writes a request's record and returns its segment, to be passed to
+// stored once the record is in the store (0 when it could not be written).
 func (s *spool) done(u *kve.Usage) (int, error) {
+	buf := lineBuffers.Get().(*[]byte)
+	defer lineBuffers.Put(buf)
+	*buf = appendDone((*buf)[:0], u)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.f == nil {
-		return 0, errors.New("spool usage: closed")
-	}
 	delete(s.open, u.RequestID)
-	if len(s.later) == 0 {
-		s.timer.Reset(doneDelay)
+	if err := s.put(*buf); err != nil {
+		return 0, err
 	}
-	s.later = appendDone(s.later, u)
-	s.lines++
-	seg := s.seq
-	s.pending[seg]++
-	err := s.failed
-	s.failed = nil
-	s.rotate()
-	return seg, err
-}
-
-// flushLater writes the record lines no hold took along.
-func (s *spool) flushLater() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.writeLater()
-}
-
-// writeLater writes the waiting record lines with one write(2); under mu.
-func (s *spool) writeLater() {
-	if len(s.later) == 0 || s.f == nil {
-		return
-	}
-	if _, err := s.f.Write(s.later); err != nil {
-		s.failed = fmt.Errorf("spool usage: %w", err)
-	}
-	s.later = s.later[:0]
-}
-
-// rotate starts the next segment when this one is full, after writing the
-// record lines that belong to it. A failure (the disk full, say) leaves the
-// full one in use, and the next line tries again; a hold that cannot be
-// written at all fails on its own.
-func (s *spool) rotate() {
-	if s.lines >= segmentLines {
-		s.writeLater()
-		s.start(s.seq + 1)
-	}
+	s.pending[s.seq]++
+	return s.seq, nil
 }
 
 // stored records that n records of segment seg are in the store; a segment
@@ -305,15 +265,13 @@ func (s *spool) stored(seg, n int) {
 func (s *spool) close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.f == nil {
+	if s.seg == nil {
 		return nil
 	}
-	s.timer.Stop()
-	s.writeLater()
-	err := errors.Join(s.failed, s.f.Close())
+	err := s.seg.close()
 	if s.pending[s.seq] == 0 && len(s.open) == 0 {
-		os.Remove(s.f.Name())
+		os.Remove(s.seg.f.Name())
 	}
-	s.f = nil
+	s.seg = nil
 	return err
 }

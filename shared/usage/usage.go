@@ -7,7 +7,8 @@
 // Two meters, one per deployment shape:
 //   - Local, for local mode: one process, so budgets and tokens per minute
 //     live in memory, records go to the store in batches, and a spool
-//     (one write(2) per line) keeps every hold and record across a kill.
+//     (a line is a copy into a memory-mapped file) keeps every hold and
+//     record across a kill.
 //   - Shared, for Lambda: every hold and settlement is one DynamoDB
 //     transaction (store.Holds), so limits hold across concurrent
 //     execution environments, and holds a dead environment left behind are
@@ -49,19 +50,20 @@ func writeRetrying(ctx context.Context, st store.Metering, batch []store.Settlem
 }
 
 // Batcher settles records in the store in batches from one goroutine, so
-// recording never waits on the store. A batch the store refuses is kept and
-// tried again (the spool has it in any case); Close flushes what is queued.
+// recording never waits on the store. Records wait in a queue under a
+// mutex: adding one wakes no goroutine (the batcher wakes every batchEvery,
+// or when a batch is full). A batch the store refuses is kept and tried
+// again (the spool has it in any case); Close flushes what is queued.
 type Batcher struct {
 	st       store.Metering
 	log      *slog.Logger
 	onStored func(seg, n int) // records of a spool segment are in the store
-	in       chan batchItem
+	wake     chan struct{}    // a batch is full, or Close was called
 	done     chan struct{}
 	dropped  atomic.Int64
 
-	// mu orders add against Close: a handler still finishing a stream after
-	// a drain timed out must not send on the closed queue.
-	mu     sync.RWMutex
+	mu     sync.Mutex
+	queue  []batchItem
 	closed bool
 }
 
@@ -82,7 +84,7 @@ const (
 )
 
 func newBatcher(st store.Metering, log *slog.Logger, onStored func(seg, n int)) *Batcher {
-	b := &Batcher{st: st, log: log, onStored: onStored, in: make(chan batchItem, queueSize), done: make(chan struct{})}
+	b := &Batcher{st: st, log: log, onStored: onStored, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go b.run()
 	return b
 }
@@ -91,17 +93,28 @@ func newBatcher(st store.Metering, log *slog.Logger, onStored func(seg, n int)) 
 // down for long) the record is dropped from memory, counted and logged; its
 // spool line stores it on the next start.
 func (b *Batcher) add(it batchItem) {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	if b.closed {
-		b.dropped.Add(1) // counted and logged like a full queue
-		return
+	b.mu.Lock()
+	closed, full := b.closed, len(b.queue) >= queueSize
+	if !closed && !full {
+		b.queue = append(b.queue, it)
+		if len(b.queue) == batchSize {
+			b.signal()
+		}
 	}
-	select {
-	case b.in <- it:
-	default:
+	b.mu.Unlock()
+	switch {
+	case closed:
+		b.dropped.Add(1) // counted like a full queue
+	case full:
 		b.dropped.Add(1)
 		b.log.Error("usage_queue_full", "request_id", it.s.Usage.RequestID, "token_id", it.s.Usage.TokenID)
+	}
+}
+
+func (b *Batcher) signal() {
+	select {
+	case b.wake <- struct{}{}:
+	default: // a wake is pending already
 	}
 }
 
@@ -111,17 +124,15 @@ func (b *Batcher) Dropped() int64 { return b.dropped.Load() }
 // Close stops accepting records and stores the queued ones.
 func (b *Batcher) Close() {
 	b.mu.Lock()
-	if !b.closed {
-		b.closed = true
-		close(b.in)
-	}
+	b.closed = true
 	b.mu.Unlock()
+	b.signal()
 	<-b.done
 }
 
 func (b *Batcher) run() {
 	defer close(b.done)
-	batch := make([]batchItem, 0, batchSize)
+	var batch, spare []batchItem       // spare: the queue's next backing array
 	var settlements []store.Settlement // the store's copy of batch, kept between batches
 	tick := time.NewTicker(batchEvery)
 	defer tick.Stop()
@@ -162,20 +173,29 @@ func (b *Batcher) run() {
 				b.onStored(seg, n)
 			}
 		}
+		clear(batch)
 		batch = batch[:0]
 	}
 	for {
 		select {
-		case it, ok := <-b.in:
-			if !ok {
-				flush(30 * time.Second)
-				return
-			}
-			if batch = append(batch, it); len(batch) >= batchSize {
-				flush(5 * time.Second)
-			}
+		case <-b.wake:
 		case <-tick.C:
-			flush(5 * time.Second)
 		}
+		b.mu.Lock()
+		taken, closed := b.queue, b.closed
+		b.queue = spare[:0]
+		b.mu.Unlock()
+		if len(batch) == 0 {
+			batch, spare = taken, batch // the usual case: no backlog, no copy
+		} else {
+			batch = append(batch, taken...)
+			clear(taken)
+			spare = taken
+		}
+		if closed {
+			flush(30 * time.Second)
+			return
+		}
+		flush(5 * time.Second)
 	}
 }
