@@ -382,6 +382,19 @@ func BenchmarkRewrite(b *testing.B) {
 	}
 }
 
+// BenchmarkReadUsage: reading the model and usage of a 672-byte chat
+// completion, as the meter does at the end of every JSON response.
+func BenchmarkReadUsage(b *testing.B) {
+	body := []byte(benchCompletion)
+	b.ReportAllocs()
+	for b.Loop() {
+		var d usageDoc
+		if !readUsageDoc(body, &d) || d.Usage == nil {
+			b.Fatal("no usage read")
+		}
+	}
+}
+
 // BenchmarkProxy runs the whole handler, kve and a bare ReverseProxy, on a
 // chat completion (JSON) and a chat completion stream (SSE, one event per
 // upstream read, flushed each).

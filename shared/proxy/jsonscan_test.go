@@ -17,6 +17,7 @@ func FuzzMembers(f *testing.F) {
 		`{"generationConfig":{"maxOutputTokens":64},"contents":[]}`,
 		` { "a" : [1, {"b": "}"}], "c": null , "d": -1.5e3 } `,
 		`{}`, `[]`, `{"a":`, `{"a":"\\"}`, `{"x":{"y":[[[]]]}}`,
+		`{"a":"x\\\"y","b":"\\\\","c":"\"\\","d":["\\\\\"}"]}`, // runs of backslashes before quotes
 	} {
 		f.Add([]byte(s))
 	}

@@ -210,8 +210,10 @@ func readUsageDoc(doc []byte, d *usageDoc) bool {
 			if ok && (d.Message == nil || string(key) == "message") {
 				d.Message = &msg
 			}
-		case "choices", "delta": // OpenAI chunks' text, Anthropic's text deltas
-			d.TextLen += textLen(value)
+		case "choices": // OpenAI's text
+			d.Text[0] = value
+		case "delta": // Anthropic's text deltas
+			d.Text[1] = value
 		}
 		return true
 	})
@@ -309,7 +311,7 @@ type usageDoc struct {
 	Usage         *usageFields
 	Message       *usageDocMsg // Anthropic's message, or a Responses API event's response
 	UsageMetadata *geminiUsage
-	TextLen       int64 // bytes of "content" and "text" in choices and delta
+	Text          [2][]byte // the raw choices and delta, which hold the text
 }
 
 type usageDocMsg struct {
@@ -376,7 +378,11 @@ func (m *meter) apply(d *usageDoc) {
 		u.CachedTokens = g.CachedContentTokenCount
 		u.ReasoningTokens = g.ThoughtsTokenCount
 	}
-	m.content += d.TextLen
+	if m.sse && !m.found {
+		// An estimate counts a stream's text (a JSON body's estimate is
+		// its size).
+		m.content += textLen(d.Text[0]) + textLen(d.Text[1])
+	}
 }
 
 func (m *meter) applyFields(f *usageFields) {
