@@ -13,41 +13,75 @@ import (
 // writes for spoolLine (with kve.Usage's field names), which replay reads
 // back with encoding/json. A test fills every field of kve.Usage and
 // checks the round trip, so a field added there cannot be dropped here.
+//
+// A record line whose hold is in the spool leaves out what the hold has
+// and the request cannot change: who and what the request was (see
+// identity); replay takes those from the hold.
 
 // appendHold appends a hold line.
 func appendHold(b []byte, u *kve.Usage, micro int64) []byte {
 	b = append(b, `{"hold":{"usage":`...)
-	b = appendUsage(b, u)
+	b = appendUsage(b, u, true)
 	b = append(b, `,"micro":`...)
 	b = strconv.AppendInt(b, micro, 10)
 	return append(b, "}}\n"...)
 }
 
-// appendDone appends a record line.
-func appendDone(b []byte, u *kve.Usage) []byte {
+// appendDone appends a record line; without identity when its hold is in
+// the spool.
+func appendDone(b []byte, u *kve.Usage, identity bool) []byte {
 	b = append(b, `{"done":`...)
-	b = appendUsage(b, u)
+	b = appendUsage(b, u, identity)
 	return append(b, "}\n"...)
 }
 
-func appendUsage(b []byte, u *kve.Usage) []byte {
+// stringField is a string field of a record and its name in a line.
+type stringField struct {
+	name string
+	v    *string
+}
+
+// identityFields are a record's fields that its hold has already: the
+// organization, token and member, and the request as the client sent it.
+func identityFields(u *kve.Usage) [10]stringField {
+	return [...]stringField{
+		{"org_id", &u.OrgID}, {"token_id", &u.TokenID}, {"user_id", &u.UserID}, {"env", (*string)(&u.Env)},
+		{"provider", &u.Provider}, {"method", &u.Method}, {"path", &u.Path},
+		{"client_ip", &u.ClientIP}, {"origin", &u.Origin}, {"user_agent", &u.UserAgent},
+	}
+}
+
+// withIdentity fills a lean record's identity fields from its hold's.
+func withIdentity(u *kve.Usage, hold *kve.Usage) {
+	to, from := identityFields(u), identityFields(hold)
+	for i := range to {
+		if *to[i].v == "" {
+			*to[i].v = *from[i].v
+		}
+	}
+}
+
+func appendUsage(b []byte, u *kve.Usage, identity bool) []byte {
 	b = append(b, `{"request_id":`...)
 	b = appendString(b, u.RequestID)
 	b = append(b, `,"at":"`...)
 	b = u.At.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, '"')
-	for _, f := range [...]struct{ name, v string }{
-		{"org_id", u.OrgID}, {"token_id", u.TokenID}, {"user_id", u.UserID}, {"env", string(u.Env)},
-		{"provider", u.Provider}, {"method", u.Method}, {"path", u.Path}, {"model", u.Model},
-		{"client_ip", u.ClientIP}, {"origin", u.Origin}, {"user_agent", u.UserAgent}, {"reason", u.Reason},
-	} {
-		if f.v != "" {
+	appendField := func(name, v string) {
+		if v != "" {
 			b = append(b, ',', '"')
-			b = append(b, f.name...)
+			b = append(b, name...)
 			b = append(b, '"', ':')
-			b = appendString(b, f.v)
+			b = appendString(b, v)
 		}
 	}
+	if identity {
+		for _, f := range identityFields(u) {
+			appendField(f.name, *f.v)
+		}
+	}
+	appendField("model", u.Model)
+	appendField("reason", u.Reason)
 	for _, f := range [...]struct {
 		name string
 		v    int64

@@ -52,8 +52,15 @@ func TestSpoolEncodingRoundTrips(t *testing.T) {
 		get  func(l spoolLine) (kve.Usage, int64)
 	}{
 		{"hold", appendHold(nil, &u, 4242), func(l spoolLine) (kve.Usage, int64) { return l.Hold.Usage, l.Hold.Micro }},
-		{"done", appendDone(nil, &u), func(l spoolLine) (kve.Usage, int64) { return *l.Done, 4242 }},
-		{"zero record", appendDone(nil, &kve.Usage{RequestID: "req_1"}), func(l spoolLine) (kve.Usage, int64) { return *l.Done, 4242 }},
+		{"done", appendDone(nil, &u, true), func(l spoolLine) (kve.Usage, int64) { return *l.Done, 4242 }},
+		{"done, its hold spooled", appendDone(nil, &u, false), func(l spoolLine) (kve.Usage, int64) {
+			if l.Done.OrgID != "" || l.Done.UserAgent != "" {
+				t.Errorf("a record line after its hold repeats the hold's fields: %+v", l.Done)
+			}
+			withIdentity(l.Done, &want)
+			return *l.Done, 4242
+		}},
+		{"zero record", appendDone(nil, &kve.Usage{RequestID: "req_1"}, true), func(l spoolLine) (kve.Usage, int64) { return *l.Done, 4242 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.line[len(tc.line)-1] != '\n' {
@@ -84,6 +91,6 @@ func BenchmarkSpoolLine(b *testing.B) {
 	b.ReportAllocs()
 	buf := make([]byte, 0, 1024)
 	for b.Loop() {
-		buf = appendDone(buf[:0], &u)
+		buf = appendDone(buf[:0], &u, false)
 	}
 }

@@ -104,9 +104,10 @@ func OpenLocal(ctx context.Context, st LocalStore, cfg LocalConfig) (*Local, err
 
 // localHold is a Grant's state in Local.
 type localHold struct {
-	hold   *hold
-	prices *Prices
-	tpm    int
+	hold    *hold
+	prices  *Prices
+	tpm     int
+	spooled bool // the hold line is in the spool
 }
 
 // Admit implements proxy.Meter: tokens per minute, then the day, month and
@@ -133,6 +134,7 @@ func (l *Local) Admit(ctx context.Context, t *kve.Token, u *kve.Usage, ask proxy
 		}
 		return proxy.Grant{}, err
 	}
+	spooled := true
 	if err := l.spool.hold(u, micro); err != nil {
 		// An unwritable spool means spend that no budget would see after a
 		// restart: tokens with a budget fail closed (SECURITY T55).
@@ -141,8 +143,9 @@ func (l *Local) Admit(ctx context.Context, t *kve.Token, u *kve.Usage, ask proxy
 			return proxy.Grant{}, fmt.Errorf("spool hold: %w", err)
 		}
 		l.log.Error("usage_spool_failed", "request_id", u.RequestID, "token_id", t.ID, "err", err)
+		spooled = false
 	}
-	return proxy.Grant{Remaining: left, Hold: &localHold{hold: h, prices: prices, tpm: lim.TPM}}, nil
+	return proxy.Grant{Remaining: left, Hold: &localHold{hold: h, prices: prices, tpm: lim.TPM, spooled: spooled}}, nil
 }
 
 // overBudget is the refusal of a spent budget, retried when its period ends.
@@ -181,7 +184,7 @@ func (l *Local) Record(ctx context.Context, u *kve.Usage) {
 		l.ledger.settle(lh.hold, u.CostMicro)
 		l.tpm.Spend(u.TokenID, lh.tpm, u.PromptTokens+u.CompletionTokens, l.now())
 	}
-	seg, err := l.spool.done(u)
+	seg, err := l.spool.done(u, lh != nil && lh.spooled)
 	if err != nil {
 		l.log.Error("usage_spool_failed", "request_id", u.RequestID, "token_id", u.TokenID, "err", err)
 	}

@@ -95,11 +95,14 @@ func openSpool(dir string, size int, plain bool) (*spool, []store.Settlement, []
 	}
 	recovered := make([]store.Settlement, 0, len(order))
 	for _, id := range order {
+		h := holds[id]
 		if u := done[id]; u != nil {
+			if h != nil {
+				withIdentity(u, &h.Usage)
+			}
 			recovered = append(recovered, store.Settlement{Usage: *u})
 			continue
 		}
-		h := holds[id]
 		u := h.Usage
 		u.CostMicro, u.Estimated, u.Reason = h.Micro, true, interrupted
 		recovered = append(recovered, store.Settlement{Usage: u})
@@ -234,14 +237,18 @@ var lineBuffers = sync.Pool{New: func() any { return new([]byte) }}
 
 // done writes a request's record and returns its segment, to be passed to
 // stored once the record is in the store (0 when it could not be written).
-func (s *spool) done(u *kve.Usage) (int, error) {
+// The line leaves out what the request's hold has when the hold was
+// written (held): the hold is then in the same segment, written there or
+// carried forward, because it is open until the record is written.
+func (s *spool) done(u *kve.Usage, held bool) (int, error) {
 	buf := lineBuffers.Get().(*[]byte)
 	defer lineBuffers.Put(buf)
-	*buf = appendDone((*buf)[:0], u)
+	*buf = appendDone((*buf)[:0], u, !held)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	err := s.put(*buf)
 	delete(s.open, u.RequestID)
-	if err := s.put(*buf); err != nil {
+	if err != nil {
 		return 0, err
 	}
 	s.pending[s.seq]++

@@ -48,10 +48,11 @@ func spoolHold(t *testing.T, sp *spool, u kve.Usage) {
 	}
 }
 
-func spoolDone(t *testing.T, sp *spool, u kve.Usage) int {
+// spoolDone writes a record; held: its hold was written.
+func spoolDone(t *testing.T, sp *spool, u kve.Usage, held bool) int {
 	t.Helper()
 	u.Status, u.CostMicro, u.PromptTokens = 200, 42, 10
-	seg, err := sp.done(&u)
+	seg, err := sp.done(&u, held)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,9 +73,9 @@ func TestSpoolRecovers(t *testing.T) {
 		completed, open, last := spooled("req_completed", testNow), spooled("req_open", testNow), spooled("req_last", testNow)
 		spoolHold(t, sp, completed)
 		spoolHold(t, sp, open)
-		spoolDone(t, sp, completed)
+		spoolDone(t, sp, completed, true)
 		spoolHold(t, sp, last)
-		spoolDone(t, sp, last) // completes the instant before the kill
+		spoolDone(t, sp, last, true) // completes the instant before the kill
 		// The process is killed here: no close. A power loss tore a last
 		// line, written where the next line would go.
 		torn := []byte(`{"done":{"request_id":"req_torn","at":"2026-11-`)
@@ -88,7 +89,7 @@ func TestSpoolRecovers(t *testing.T) {
 			t.Fatalf("recovered %v, want three requests", got)
 		}
 		for _, id := range []string{"req_completed", "req_last"} {
-			if r := got[id]; r.Status != 200 || r.CostMicro != 42 || r.Reason != "" {
+			if r := got[id]; r.Status != 200 || r.CostMicro != 42 || r.Reason != "" || r.OrgID != "org_1" || r.Path == "" {
 				t.Errorf("completed record %s recovered as %+v", id, r)
 			}
 		}
@@ -122,7 +123,7 @@ func TestSpoolSegments(t *testing.T) {
 		spoolHold(t, sp, long)
 		stored := map[int]int{}
 		for sp.seq == 1 {
-			stored[spoolDone(t, sp, spooled(kve.NewID(kve.PrefixRequest, testNow), testNow))]++
+			stored[spoolDone(t, sp, spooled(kve.NewID(kve.PrefixRequest, testNow), testNow), false)]++
 		}
 		first, err := os.Stat(filepath.Join(dir, segmentName(1)))
 		if err != nil {
@@ -141,6 +142,14 @@ func TestSpoolSegments(t *testing.T) {
 		_, recovered, _ := testSpool(t, dir, size, plain)
 		if r, ok := recoveredOf(recovered)["req_long"]; !ok || r.Reason != "interrupted" {
 			t.Errorf("the request in flight across the rotation: %+v, found %v", r, ok)
+		}
+		// Or it completes in segment 2, its record line leaving out what
+		// its hold (carried into segment 2) has, and segment 2 is the
+		// only one left when the process is killed.
+		spoolDone(t, sp, long, true)
+		_, recovered, _ = testSpool(t, dir, size, plain)
+		if r := recoveredOf(recovered)["req_long"]; r.Status != 200 || r.OrgID != "org_1" || r.TokenID != "tok_1" || r.Path != long.Path {
+			t.Errorf("the request completed across the rotation: %+v", r)
 		}
 	})
 }
@@ -176,7 +185,7 @@ func TestSpoolFault(t *testing.T) {
 	before, open := spooled("req_before", testNow), spooled("req_open", testNow)
 	spoolHold(t, sp, before)
 	spoolHold(t, sp, open)
-	spoolDone(t, sp, before)
+	spoolDone(t, sp, before, true)
 	// The lines so far are copied aside, as a disk that had them would.
 	kept, err := os.ReadFile(sp.seg.f.Name())
 	if err != nil {
@@ -233,5 +242,39 @@ func TestSpoolCannotStart(t *testing.T) {
 	spoolHold(t, sp, u)
 	if sp.seq != 2 {
 		t.Errorf("writing segment %d, want 2", sp.seq)
+	}
+}
+
+// TestSpoolRecordStartsSegment: a record line that does not fit starts the
+// next segment, which carries its hold, so the lean line is complete on a
+// replay after the first segment is gone.
+func TestSpoolRecordStartsSegment(t *testing.T) {
+	dir := t.TempDir()
+	const size = 4 << 10
+	sp, _, _ := testSpool(t, dir, size, false)
+	u := spooled("req_rotating", testNow)
+	spoolHold(t, sp, u)
+	final := u
+	final.Status, final.CostMicro, final.PromptTokens = 200, 42, 10
+	lean := len(appendDone(nil, &final, false))
+	stored := map[int]int{}
+	for sp.seg.off+lean <= size { // small records until this one no longer fits
+		stored[spoolDone(t, sp, kve.Usage{RequestID: kve.NewID(kve.PrefixRequest, testNow), At: testNow}, false)]++
+	}
+	if sp.seq != 1 {
+		t.Fatalf("writing segment %d while filling the first", sp.seq)
+	}
+	if seg := spoolDone(t, sp, u, true); seg != 2 {
+		t.Fatalf("the record went to segment %d, want 2", seg)
+	}
+	for seg, n := range stored {
+		sp.stored(seg, n)
+	}
+	if _, err := os.Stat(filepath.Join(dir, segmentName(1))); !os.IsNotExist(err) {
+		t.Fatalf("segment 1 is still there: %v", err)
+	}
+	_, recovered, _ := testSpool(t, dir, size, false)
+	if r := recoveredOf(recovered)["req_rotating"]; r.Status != 200 || r.OrgID != "org_1" || r.Path != u.Path {
+		t.Errorf("recovered %+v, want the record with its hold's fields", r)
 	}
 }
