@@ -94,3 +94,22 @@ func BenchmarkSpoolLine(b *testing.B) {
 		buf = appendDone(buf[:0], &u, false)
 	}
 }
+
+// FuzzAppendString: any string reads back as encoding/json reads back its
+// own encoding of it.
+func FuzzAppendString(f *testing.F) {
+	for _, s := range []string{"", "plain", `q"uo\te`, "\x00\x1f\x7f", "ü\xff\xfe€", "a\u2028b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var got, want string
+		if err := json.Unmarshal(appendString(nil, s), &got); err != nil {
+			t.Fatalf("%q encoded as %s: %v", s, appendString(nil, s), err)
+		}
+		enc, _ := json.Marshal(s)
+		json.Unmarshal(enc, &want)
+		if got != want {
+			t.Fatalf("%q read back as %q, encoding/json's as %q", s, got, want)
+		}
+	})
+}

@@ -29,7 +29,15 @@ type ledger struct {
 // month (token empty).
 type counterKey struct {
 	org, token string
-	period     string // 2006-01-02 or 2006-01
+	month      int32 // UTC year×12 + month−1
+	day        int32 // UTC days since 1970 for a day's counter; 0 for a month's
+}
+
+// periods returns the UTC month and day of at as counterKey has them.
+func periods(at time.Time) (month, day int32) {
+	at = at.UTC()
+	y, m, _ := at.Date()
+	return int32(y*12 + int(m) - 1), int32(at.Unix() / 86400)
 }
 
 type counter struct {
@@ -57,14 +65,28 @@ type budgets struct {
 // spent. It returns the least left of the budgets that apply after the
 // hold (-1 when none does).
 func (l *ledger) take(ctx context.Context, orgID, tokenID string, at time.Time, b budgets, micro int64) (*hold, int64, error) {
-	day, month := at.UTC().Format(time.DateOnly), at.UTC().Format("2006-01")
-	keys := [3]counterKey{{orgID, tokenID, day}, {orgID, tokenID, month}, {orgID, "", month}}
-	if err := l.ensure(ctx, keys, at); err != nil {
-		return nil, 0, err
-	}
+	month, day := periods(at)
+	keys := [3]counterKey{{orgID, tokenID, month, day}, {orgID, tokenID, month, 0}, {orgID, "", month, 0}}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.sweep(at)
 	cs := [3]*counter{l.counters[keys[0]], l.counters[keys[1]], l.counters[keys[2]]}
+	if cs[0] == nil || cs[1] == nil || cs[2] == nil {
+		// Seeded from the store, outside the lock; a counter seeded
+		// meanwhile by another request is kept.
+		l.mu.Unlock()
+		sp, err := l.seed(ctx, orgID, tokenID, at)
+		l.mu.Lock()
+		if err != nil {
+			return nil, 0, err
+		}
+		for i, v := range [3]int64{sp.Day, sp.Month, sp.OrgMonth} {
+			if cs[i] = l.counters[keys[i]]; cs[i] == nil {
+				cs[i] = &counter{micro: v}
+				l.counters[keys[i]] = cs[i]
+			}
+		}
+	}
 	limits := [3]int64{b.day, b.month, b.orgMonth}
 	codes := [3]string{store.LimitDay, store.LimitMonth, store.LimitOrgMonth}
 	for i, c := range cs {
@@ -87,41 +109,11 @@ func (l *ledger) take(ctx context.Context, orgID, tokenID string, at time.Time, 
 func (l *ledger) settle(h *hold, cost int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, c := range []*counter{h.day, h.month, h.org} {
+	for _, c := range [...]*counter{h.day, h.month, h.org} {
 		c.micro += cost - h.micro
 		c.holds--
 	}
 	h.micro = cost
-}
-
-// ensure seeds the counters of keys that are not in memory, reading the
-// store outside the lock; a counter seeded meanwhile by another request is
-// kept.
-func (l *ledger) ensure(ctx context.Context, keys [3]counterKey, at time.Time) error {
-	l.mu.Lock()
-	missing := false
-	for _, k := range keys {
-		if l.counters[k] == nil {
-			missing = true
-		}
-	}
-	l.sweep(at)
-	l.mu.Unlock()
-	if !missing {
-		return nil
-	}
-	sp, err := l.seed(ctx, keys[0].org, keys[0].token, at)
-	if err != nil {
-		return err
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for i, v := range [3]int64{sp.Day, sp.Month, sp.OrgMonth} {
-		if l.counters[keys[i]] == nil {
-			l.counters[keys[i]] = &counter{micro: v}
-		}
-	}
-	return nil
 }
 
 // sweep forgets counters of past periods that no hold uses; a request of a
@@ -132,9 +124,9 @@ func (l *ledger) sweep(now time.Time) {
 		return
 	}
 	l.sweepAt = now.Add(time.Hour)
-	day, month := now.UTC().Format(time.DateOnly), now.UTC().Format("2006-01")
+	month, day := periods(now)
 	for k, c := range l.counters {
-		if c.holds == 0 && k.period != day && k.period != month {
+		if c.holds == 0 && (k.month != month || k.day != 0 && k.day != day) {
 			delete(l.counters, k)
 		}
 	}

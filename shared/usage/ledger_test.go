@@ -124,3 +124,49 @@ func TestLedgerParallel(t *testing.T) {
 		t.Errorf("after the one request: %v, want the day spent (1,990,000 + 12,500)", err)
 	}
 }
+
+// TestLedgerPeriods: a new UTC day starts the token's day counter afresh
+// (seeded from the store) while the month's keeps counting; a new month
+// starts both; counters of past periods are forgotten an hour on, unless a
+// request still holds them.
+func TestLedgerPeriods(t *testing.T) {
+	s := &seeds{}
+	l := newLedger(s.seed)
+	b := budgets{day: 1000, month: 1500}
+	take := func(at time.Time, micro int64) (*hold, int64) {
+		t.Helper()
+		h, left, err := l.take(t.Context(), "org_1", "tok_1", at, b, micro)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h, left
+	}
+	lateNov27 := time.Date(2026, 11, 27, 23, 59, 0, 0, time.UTC)
+	open, _ := take(lateNov27, 900) // still streaming when the day turns
+	done, left := take(lateNov27.Add(2*time.Minute), 100)
+	if left != 1500-900-100 { // the day's 900 left is not the least
+		t.Errorf("first request of Nov 28: %d left, want the month's %d", left, 1500-900-100)
+	}
+	l.settle(done, 100)
+	dec, left := take(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 10)
+	if left != 990 {
+		t.Errorf("first request of December: %d left, want 990", left)
+	}
+	l.settle(dec, 10)
+	take(time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC), 1) // sweeps, then holds
+	if s.reads.Load() != 3 {
+		t.Errorf("%d seeds from the store, want 3 (Nov 27, Nov 28, December)", s.reads.Load())
+	}
+	l.mu.Lock()
+	kept := len(l.counters)
+	l.mu.Unlock()
+	// December's day, month and organization month, and the open
+	// request's Nov 27 day, November month and organization month.
+	if kept != 6 {
+		t.Errorf("%d counters after the sweep, want 6", kept)
+	}
+	l.settle(open, 800)
+	if open.day.micro != 800 || open.month.micro != 800+100 {
+		t.Errorf("settled late: day %d, month %d", open.day.micro, open.month.micro)
+	}
+}
