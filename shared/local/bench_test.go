@@ -149,7 +149,12 @@ func TestMeteringOverhead(t *testing.T) {
 		modes[off] = &instance{base: base, token: token}
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
-	const rounds, clients, round = 8, 32, 3 * time.Second
+	// Many short rounds, so that each pair of runs sees the same machine:
+	// its speed drifts between rounds more than metering costs.
+	const rounds, clients, round = 16, 32, 1500 * time.Millisecond
+	for _, in := range modes { // warm up: connections, caches, the spool
+		load(t, client, in.base, in.token, clients, round/3)
+	}
 	for i := range rounds {
 		for _, off := range []bool{i%2 == 0, i%2 != 0} { // alternate which goes first
 			in := modes[off]
@@ -159,8 +164,6 @@ func TestMeteringOverhead(t *testing.T) {
 		}
 	}
 	off, on := modes[true], modes[false]
-	// Each round's two runs are paired: the machine's speed drifts between
-	// rounds more than metering costs.
 	ratios := make([]float64, rounds)
 	for i := range ratios {
 		ratios[i] = on.rates[i] / off.rates[i]

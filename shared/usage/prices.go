@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/keyvault-edge/kve/shared/kve"
@@ -33,6 +34,8 @@ type Prices struct {
 	Models []Price `json:"models"`
 	// ceiling per provider family: the most expensive entry, for unknown models
 	ceiling map[kve.Family]Price
+	// byProvider: the indexes of each provider's entries, longest model first
+	byProvider map[string][]int
 }
 
 // DefaultPrices returns the embedded price list.
@@ -56,10 +59,13 @@ func ParsePrices(b []byte) (*Prices, error) {
 	return &p, nil
 }
 
-// index checks the entries and finds each family's ceiling.
+// index checks the entries, finds each family's ceiling and indexes the
+// entries by provider.
 func (p *Prices) index() error {
 	p.ceiling = map[kve.Family]Price{}
-	for _, m := range p.Models {
+	p.byProvider = map[string][]int{}
+	for i, m := range p.Models {
+		p.byProvider[m.Provider] = append(p.byProvider[m.Provider], i)
 		if err := CheckPrice(m.Provider, m.Model, m.Input, m.Cached, m.Output); err != nil {
 			return err
 		}
@@ -70,6 +76,9 @@ func (p *Prices) index() error {
 		}
 		c.MaxOutput = max(c.MaxOutput, m.MaxOutput)
 		p.ceiling[prov.Family] = c
+	}
+	for _, idx := range p.byProvider {
+		slices.SortStableFunc(idx, func(a, b int) int { return len(p.Models[b].Model) - len(p.Models[a].Model) })
 	}
 	return nil
 }
@@ -125,15 +134,10 @@ func (p *Prices) With(overrides []store.Price) *Prices {
 // expensive entry, with the family's largest maximum output, so that naming
 // an unknown model cannot dodge a budget.
 func (p *Prices) Lookup(provider, model string) (Price, bool) {
-	best := -1
-	for i, m := range p.Models {
-		if m.Provider == provider && strings.HasPrefix(model, m.Model) &&
-			(best < 0 || len(m.Model) > len(p.Models[best].Model)) {
-			best = i
+	for _, i := range p.byProvider[provider] { // longest first: the first match is the longest
+		if strings.HasPrefix(model, p.Models[i].Model) {
+			return p.Models[i], true
 		}
-	}
-	if best >= 0 {
-		return p.Models[best], true
 	}
 	prov, ok := kve.LookupProvider(provider)
 	if !ok || prov.Family == kve.FamilyGeneric {
