@@ -3,6 +3,7 @@ package alerts
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,9 +29,15 @@ type Recorder struct {
 	log     *slog.Logger
 	timeout time.Duration
 
-	queue   chan kve.Usage // Queued only
+	// Queued only: records wait in queue under mu, so that recording wakes
+	// no goroutine but the first of a batch's.
+	mu      sync.Mutex
+	queue   []kve.Usage
+	queued  bool          // a Queued recorder
+	closed  bool          // Close was called
+	wake    chan struct{} // the queue was empty, or Close
+	cut     chan struct{} // a batch is full, or Close: stop waiting for more
 	done    chan struct{}
-	once    sync.Once
 	dropped atomic.Int64
 }
 
@@ -49,8 +56,8 @@ func Inline(next Next, d *Detector, resp *Responder, timeout time.Duration, log 
 // with the queue full a record is passed on but not examined, and counted
 // in Dropped. Close stops it.
 func Queued(next Next, d *Detector, resp *Responder, log *slog.Logger) *Recorder {
-	r := &Recorder{next: next, det: d, resp: resp, log: log, timeout: 30 * time.Second,
-		queue: make(chan kve.Usage, queueSize), done: make(chan struct{})}
+	r := &Recorder{next: next, det: d, resp: resp, log: log, timeout: 30 * time.Second, queued: true,
+		wake: make(chan struct{}, 1), cut: make(chan struct{}, 1), done: make(chan struct{})}
 	go r.run()
 	return r
 }
@@ -65,11 +72,21 @@ const (
 
 // Record implements proxy.Recorder.
 func (r *Recorder) Record(ctx context.Context, u *kve.Usage) {
-	if r.queue != nil {
+	if r.queued {
 		r.next.Record(ctx, u)
-		select {
-		case r.queue <- *u:
-		default:
+		r.mu.Lock()
+		full := r.closed || len(r.queue) >= queueSize
+		if !full {
+			r.queue = append(r.queue, *u)
+			switch len(r.queue) {
+			case 1:
+				signal(r.wake)
+			case batchSize:
+				signal(r.cut)
+			}
+		}
+		r.mu.Unlock()
+		if full {
 			if n := r.dropped.Add(1); n&(n-1) == 0 { // log at 1, 2, 4, 8, …
 				r.log.Error("breach detection skipped: queue full", "dropped", n)
 			}
@@ -94,38 +111,53 @@ func (r *Recorder) Dropped() int64 { return r.dropped.Load() }
 // Close stops a Queued recorder after examining what is queued; it does
 // nothing for an Inline one.
 func (r *Recorder) Close() {
-	if r.queue == nil {
+	if !r.queued {
 		return
 	}
-	r.once.Do(func() { close(r.queue) })
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	signal(r.wake)
+	signal(r.cut)
 	<-r.done
+}
+
+// signal wakes the goroutine waiting on c, or leaves a wake for it.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
 }
 
 func (r *Recorder) run() {
 	defer close(r.done)
-	batch := make([]kve.Usage, 0, batchSize)
-	for u := range r.queue {
+	var batch []kve.Usage
+	timer := time.NewTimer(batchEvery)
+	for {
+		<-r.wake
 		// Records arriving within batchEvery of the first are answered
 		// together: a flood's events of one token and type cost one
 		// incident write, its requests one counter write.
-		batch = append(batch[:0], u)
-		timer := time.NewTimer(batchEvery)
-	collect:
-		for len(batch) < batchSize {
-			select {
-			case u, ok := <-r.queue:
-				if !ok {
-					break collect
-				}
-				batch = append(batch, u)
-			case <-timer.C:
-				break collect
-			}
+		timer.Reset(batchEvery)
+		select {
+		case <-timer.C:
+		case <-r.cut:
+			timer.Stop()
 		}
-		timer.Stop()
-		ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
-		r.respond(ctx, batch)
-		cancel()
+		r.mu.Lock()
+		batch, r.queue = r.queue, batch[:0]
+		closed := r.closed
+		r.mu.Unlock()
+		for part := range slices.Chunk(batch, batchSize) {
+			ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+			r.respond(ctx, part)
+			cancel()
+		}
+		clear(batch)
+		if closed {
+			return
+		}
 	}
 }
 
