@@ -92,6 +92,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.KveBin, "kve", "", "local-mode binary (default: go build ./functions/local)")
 	fs.StringVar(&cfg.Compare, "compare", "", "a second local-mode binary to run as the targets compare and compare+limits (an A/B test of a change)")
 	fs.StringVar(&cfg.Profile, "cpuprofile", "", "write CPU profiles of the proxies to kve.pprof and bare.pprof in this directory (kve then runs in-process: local.Main under this program)")
+	fs.BoolVar(&cfg.Unmetered, "unmetered", false, "also run local mode with metering, limits and budgets off, as the target unmetered (both kve and it then run in-process: local.Main under this program)")
 	jsonOut := fs.String("json", "", "also write every run as JSON to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -256,6 +257,7 @@ func serveKve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fs := flag.NewFlagSet("loadbench kve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	profile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	noMetering := fs.Bool("no-metering", false, "metering, limits and budgets off (local.Config.NoMetering)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -263,6 +265,7 @@ func serveKve(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	cfg.NoMetering = *noMetering
 	stop, err := startProfile(*profile)
 	if err != nil {
 		return err

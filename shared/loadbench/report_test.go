@@ -42,6 +42,8 @@ func TestReport(t *testing.T) {
 		r.Runs = append(r.Runs, testRun("json", "bare", i, 32, rps, 30000))
 		r.Runs = append(r.Runs, testRun("json", "kve", i, 32, rps*0.95, 31000))
 		r.Runs = append(r.Runs, testRun("json", "kve+limits", i, 32, rps*0.5, 70000))
+		// metering off: a repeat's kve is 0.95 ÷ 1.0, 0.95 ÷ 1.1, 0.95 ÷ 0.9 of it
+		r.Runs = append(r.Runs, testRun("json", "unmetered", i, 32, rps*[]float64{1.0, 1.1, 0.9}[i], 30000))
 	}
 	// The machine slowed down in the second repeat: bare ran before it did,
 	// kve after. Paired, kve is 0.9 of bare; the ratio of the medians (880
@@ -61,7 +63,7 @@ func TestReport(t *testing.T) {
 		got[row.Scenario+" "+row.Target] = [2]float64{row.RPS, row.P50}
 	}
 	want := map[string][2]float64{
-		"json bare": {1000, 30000}, "json kve": {950, 31000}, "json kve+limits": {500, 70000},
+		"json bare": {1000, 30000}, "json kve": {950, 31000}, "json kve+limits": {500, 70000}, "json unmetered": {1000, 30000},
 		"ttfb upstream": {3000, 100}, "ttfb bare": {3000, 300}, "ttfb kve": {2000, 4300},
 		"sse bare": {1000, 30000}, "sse kve": {880, 33333.333333333336},
 	}
@@ -75,6 +77,8 @@ func TestReport(t *testing.T) {
 		"| 32 | kve | 950 | 0.95 | 31.00 ms |",
 		"- kve, json, 32 conns: throughput 0.95 × bare (0.95–0.95 over 3 repeats; target ≥ 0.90): met; p50 1.03 × bare (target ≤ 1.25): met",
 		"- kve+limits, json, 32 conns: throughput 0.50 × bare (0.50–0.50 over 3 repeats; target ≥ 0.90): **missed**; p50 2.33 × bare (target ≤ 1.25): **missed**",
+		"- kve, json, 32 conns: throughput 0.95 × unmetered (0.86–1.06; target ≥ 0.90): met; proxy CPU per request 1.05 × unmetered",
+		"- kve+limits, json, 32 conns: throughput 0.50 × unmetered (0.45–0.56; target ≥ 0.90): **missed**; proxy CPU per request 2.00 × unmetered",
 		"- kve, sse, 32 conns: throughput 0.90 × bare (0.80–1.00 over 3 repeats; target ≥ 0.90): met; p50 1.11 × bare (target ≤ 1.25): met",
 		"| 32 | kve | 880 | 0.90 | 33.33 ms |",
 		"| kve | 2.15 ms |",

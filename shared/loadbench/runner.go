@@ -24,6 +24,11 @@ type Config struct {
 	// rotation, so that both face the same machine noise.
 	Compare   string
 	Profile   string // a directory: the proxies write CPU profiles there, kve running as this program's kve role
+	// Unmetered adds the target "unmetered": local mode with metering,
+	// limits and budgets off (local.Config.NoMetering), which kve's
+	// throughput is compared with (issue 6). Both then run as this
+	// program's kve role, the same binary.
+	Unmetered bool
 	ProxyCPUs string // taskset CPU list for the proxies; "" runs unpinned
 	LoadCPUs  string // taskset CPU list for the upstream and the load generator
 	// Nice is the niceness of every process of the benchmark (0: unchanged;
@@ -146,6 +151,9 @@ func Bench(ctx context.Context, cfg Config) (*Report, error) {
 	if cfg.Compare != "" {
 		kves = append(kves, struct{ name, bin string }{"compare", cfg.Compare})
 	}
+	if cfg.Unmetered {
+		kves = append(kves, struct{ name, bin string }{"unmetered", ""})
+	}
 	for _, k := range kves {
 		kve, tokens, err := startKve(ctx, cfg, k.name, k.bin, upURL)
 		if kve != nil {
@@ -155,8 +163,10 @@ func Bench(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, err
 		}
 		u := "http://" + kve.addr + "/openai/v1/chat/completions"
-		targets = append(targets, target{k.name, u, "Bearer " + tokens.Off, kve},
-			target{k.name + "+limits", u, "Bearer " + tokens.On, kve})
+		targets = append(targets, target{k.name, u, "Bearer " + tokens.Off, kve})
+		if k.name != "unmetered" { // its limits are off
+			targets = append(targets, target{k.name + "+limits", u, "Bearer " + tokens.On, kve})
+		}
 	}
 	direct := target{"upstream", upURL + "/v1/chat/completions", "Bearer " + upstreamKey, nil}
 
@@ -214,8 +224,17 @@ func startKve(ctx context.Context, cfg Config, name, bin, upstream string) (*chi
 	data := filepath.Join(cfg.Work, name+"-data")
 	args := []string{"--listen", addr, "--data", data, "--allow-private-upstreams", "127.0.0.0/8", "--log-level", "warn"}
 	var cmd = command(cfg.ProxyCPUs, cfg.Nice, bin, args...)
-	if cfg.Profile != "" && name == "kve" {
+	switch {
+	case name == "unmetered":
+		role := []string{"kve", "-no-metering"}
+		if cfg.Profile != "" {
+			role = append(role, "-cpuprofile", filepath.Join(cfg.Profile, "unmetered.pprof"))
+		}
+		cmd = command(cfg.ProxyCPUs, cfg.Nice, cfg.Self, append(append(role, "--"), args...)...)
+	case name == "kve" && cfg.Profile != "":
 		cmd = command(cfg.ProxyCPUs, cfg.Nice, cfg.Self, append([]string{"kve", "-cpuprofile", filepath.Join(cfg.Profile, "kve.pprof"), "--"}, args...)...)
+	case name == "kve" && cfg.Unmetered: // the same binary as unmetered
+		cmd = command(cfg.ProxyCPUs, cfg.Nice, cfg.Self, append([]string{"kve", "--"}, args...)...)
 	}
 	cmd.Stdout = io.Discard // the setup code; it is read from its file
 	kve, err := start(name, cmd)

@@ -45,9 +45,6 @@ func (m *Main) openAlerts(c Config, deps *proxy.Deps) error {
 	if err != nil {
 		return fmt.Errorf("open alerts: %w", err)
 	}
-	if deps.Recorder == nil {
-		return nil // nothing is recorded, so nothing is examined
-	}
 	detector := alerts.NewDetector(m.store, alerts.DetectorConfig{Logger: m.Logger})
 	responder := alerts.NewResponder(m.store, m.alerts, alerts.ResponderConfig{PublicURL: c.PublicURL, Logger: m.Logger})
 	m.detector = alerts.Queued(deps.Recorder, detector, responder, m.Logger)

@@ -141,12 +141,13 @@ func TestMeteringOverhead(t *testing.T) {
 	t.Cleanup(up.Close)
 	type instance struct {
 		base, token string
+		pv          provisioned
 		rates, cpus []float64
 	}
 	modes := map[bool]*instance{}
 	for _, off := range []bool{true, false} {
-		base, token := benchInstance(t, up.URL, off)
-		modes[off] = &instance{base: base, token: token}
+		base, pv, _ := benchMain(t, up.URL, off)
+		modes[off] = &instance{base: base, token: pv.token, pv: pv}
 	}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
 	// Many short rounds, so that each pair of runs sees the same machine:
@@ -175,6 +176,39 @@ func TestMeteringOverhead(t *testing.T) {
 	if ratio < 0.9 {
 		t.Errorf("throughput with metering, limits and budgets on is %.3f of it with them off, want at least 0.9", ratio)
 	}
+	// What was compared: records kept with metering on, none with it off.
+	for off, in := range modes {
+		var n int64
+		deadline := time.Now().Add(5 * time.Second)
+		for n = usageRequests(t, in.base, in.pv); !off && n == 0 && time.Now().Before(deadline); n = usageRequests(t, in.base, in.pv) {
+			time.Sleep(100 * time.Millisecond) // the batcher stores within 250 ms
+		}
+		if (n > 0) == off {
+			t.Errorf("metering off %v: %d requests recorded", off, n)
+		}
+	}
+}
+
+// usageRequests is the number of requests the organization's usage
+// report counts today.
+func usageRequests(t testing.TB, base string, pv provisioned) int64 {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+"/api/v1/orgs/"+pv.orgSlug+"/usage?since=1d&by=day", nil)
+	req.Header.Set("Authorization", "Bearer "+pv.apiToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var rep struct {
+		Total struct {
+			Requests int64 `json:"requests"`
+		} `json:"total"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&rep); err != nil || res.StatusCode != 200 {
+		t.Fatalf("usage report: status %d, %v", res.StatusCode, err)
+	}
+	return rep.Total.Requests
 }
 
 const chatAnswer = `{"id":"chatcmpl-1","object":"chat.completion","model":"gpt-4o-mini-2024-07-18","choices":[{"index":0,"message":{"role":"assistant","content":"Hello! How can I help you today?"},"finish_reason":"stop"}],"usage":{"prompt_tokens":19,"completion_tokens":9,"total_tokens":28}}`

@@ -36,9 +36,11 @@ type Config struct {
 	ReadHeaderTimeout time.Duration // --read-header-timeout; default 10s
 	// Upstream timeouts (SECURITY G13); zero fields take the proxy's defaults.
 	Timeouts proxy.Timeouts
-	// NoMetering turns off usage records, rate limits and budgets. It has
-	// no flag: it exists for the benchmark that compares local mode with
-	// and without them (shared/usage/README.md), never for serving.
+	// NoMetering turns off usage records, rate limits and budgets; breach
+	// detection still examines every request, so that turning it on and
+	// off compares metering alone. It has no flag: it exists for the
+	// benchmark that compares local mode with and without them
+	// (shared/usage/README.md), never for serving.
 	NoMetering bool
 
 	// Breach alerts (alerts.go). ScanningKeysFile holds the public keys a

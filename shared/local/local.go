@@ -22,6 +22,7 @@ import (
 	"github.com/keyvault-edge/kve/shared/alerts"
 	"github.com/keyvault-edge/kve/shared/api"
 	"github.com/keyvault-edge/kve/shared/console"
+	"github.com/keyvault-edge/kve/shared/kve"
 	"github.com/keyvault-edge/kve/shared/limits"
 	"github.com/keyvault-edge/kve/shared/mail"
 	"github.com/keyvault-edge/kve/shared/manage"
@@ -102,7 +103,7 @@ func (m *Main) Open(ctx context.Context) error {
 		Meter:    m.meter,
 	}
 	if c.NoMetering {
-		deps.Limiter, deps.Recorder, deps.Meter = nil, nil, nil
+		deps.Limiter, deps.Recorder, deps.Meter = nil, unmetered{}, nil
 	}
 	if err := m.openAlerts(c, &deps); err != nil {
 		return err
@@ -262,3 +263,9 @@ func prepareDataDir(dir string) error {
 	}
 	return nil
 }
+
+// unmetered is the recorder under breach detection when metering is off
+// (Config.NoMetering): records are examined, not kept.
+type unmetered struct{}
+
+func (unmetered) Record(context.Context, *kve.Usage) {}
