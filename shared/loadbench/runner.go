@@ -22,8 +22,8 @@ type Config struct {
 	// Compare is a second local-mode binary (a candidate fix, say), run as
 	// the extra targets "compare" and "compare+limits" in the same
 	// rotation, so that both face the same machine noise.
-	Compare   string
-	Profile   string // a directory: the proxies write CPU profiles there, kve running as this program's kve role
+	Compare string
+	Profile string // a directory: the proxies write CPU profiles there, kve running as this program's kve role
 	// Unmetered adds the target "unmetered": local mode with metering,
 	// limits and budgets off (local.Config.NoMetering), which kve's
 	// throughput is compared with (issue 6). Both then run as this
