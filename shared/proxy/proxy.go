@@ -207,11 +207,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	// One context with a cause: the deadlines cancel it through timers, the
+	// whole exchange's here, the stream's idle one once a body flows
+	// (modifyResponse), which costs less than a context per deadline.
 	ctx, cancel := context.WithCancelCause(r.Context())
-	ctx, stop := context.WithTimeoutCause(ctx, h.total, errTotal)
 	c.cancel = cancel
+	total := time.AfterFunc(h.total, func() { cancel(errTotal) })
 	defer func() {
-		stop()
+		total.Stop()
 		cancel(nil)
 		h.finish(c, start)
 	}()

@@ -264,6 +264,42 @@ func TestSlowSteadyStreamOutlivesIdle(t *testing.T) {
 	}
 }
 
+// TestTotalTimeout (SECURITY G13): the whole exchange is bounded however
+// steadily it goes: an answer slower than the total is a 504, and a
+// stream that outlasts it, never idle, is cut with an SSE error event.
+func TestTotalTimeout(t *testing.T) {
+	const total = 400 * time.Millisecond
+	release := make(chan struct{})
+	defer close(release)
+	slow := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		select { // no answer within the total; the response-header timeout is longer
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}, withConfig(func(c *Config) { c.Timeouts.Total, c.Timeouts.ResponseHeader = total, time.Minute }))
+	res, body := slow.do("POST", "/openai/v1/chat/completions", chatBody, bearerHeader(slow.token("openai", nil)))
+	if res.StatusCode != 504 || errorCode(t, body) != "upstream_timeout" {
+		t.Errorf("an answer slower than the total: %d %s", res.StatusCode, body)
+	}
+
+	steady := newEnv(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := 0; r.Context().Err() == nil && i < 100; i++ { // 100 × 50 ms, far past the total
+			fmt.Fprintf(w, "data: {\"choices\":[{\"delta\":{\"content\":\"%d\"}}]}\n\n", i)
+			w.(http.Flusher).Flush()
+			time.Sleep(total / 8)
+		}
+	}, withConfig(func(c *Config) { c.Timeouts.Total, c.Timeouts.StreamIdle = total, time.Minute }))
+	began := time.Now()
+	res, body = steady.do("POST", "/openai/v1/chat/completions", chatBody, bearerHeader(steady.token("openai", nil)))
+	if took := time.Since(began); res.StatusCode != 200 || !strings.Contains(body, "event: error\ndata: {\"error\"") || took > 10*total {
+		t.Errorf("a stream past the total: %d after %v, ending %q", res.StatusCode, took, body[max(0, len(body)-120):])
+	}
+	if u := steady.rec.last(t); u.Reason != "upstream_timeout" {
+		t.Errorf("recorded reason %q, want upstream_timeout", u.Reason)
+	}
+}
+
 // TestUpstreamResetMidStream: an upstream that breaks off mid-stream leaves
 // the client a well-formed SSE error event.
 func TestUpstreamResetMidStream(t *testing.T) {
