@@ -51,8 +51,12 @@ func identityFields(u *kve.Usage) [10]stringField {
 	}
 }
 
-// withIdentity fills a lean record's identity fields from its hold's.
+// withIdentity fills a lean record's identity fields and arrival time from
+// its hold's.
 func withIdentity(u *kve.Usage, hold *kve.Usage) {
+	if u.At.IsZero() {
+		u.At = hold.At
+	}
 	to, from := identityFields(u), identityFields(hold)
 	for i := range to {
 		if *to[i].v == "" {
@@ -64,9 +68,11 @@ func withIdentity(u *kve.Usage, hold *kve.Usage) {
 func appendUsage(b []byte, u *kve.Usage, identity bool) []byte {
 	b = append(b, `{"request_id":`...)
 	b = appendString(b, u.RequestID)
-	b = append(b, `,"at":"`...)
-	b = u.At.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, '"')
+	if identity { // the time the request arrived is the hold's too
+		b = append(b, `,"at":"`...)
+		b = u.At.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, '"')
+	}
 	appendField := func(name, v string) {
 		if v != "" {
 			b = append(b, ',', '"')

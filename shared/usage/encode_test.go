@@ -88,11 +88,19 @@ func BenchmarkSpoolLine(b *testing.B) {
 		Path: "/v1/chat/completions", Model: "gpt-4o-mini-2024-07-18", Status: 200, Duration: 3 * time.Millisecond,
 		BytesIn: 120, BytesOut: 672, PromptTokens: 19, CompletionTokens: 9, CostMicro: 9, ClientIP: "127.0.0.1",
 		UserAgent: "OpenAI/Python 1.99.0"}
-	b.ReportAllocs()
 	buf := make([]byte, 0, 1024)
-	for b.Loop() {
-		buf = appendDone(buf[:0], &u, false)
-	}
+	b.Run("hold", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			buf = appendHold(buf[:0], &u, 615)
+		}
+	})
+	b.Run("done", func(b *testing.B) { // a record line after its hold
+		b.ReportAllocs()
+		for b.Loop() {
+			buf = appendDone(buf[:0], &u, false)
+		}
+	})
 }
 
 // FuzzAppendString: any string reads back as encoding/json reads back its

@@ -274,7 +274,7 @@ func TestSpoolRecordStartsSegment(t *testing.T) {
 		t.Fatalf("segment 1 is still there: %v", err)
 	}
 	_, recovered, _ := testSpool(t, dir, size, false)
-	if r := recoveredOf(recovered)["req_rotating"]; r.Status != 200 || r.OrgID != "org_1" || r.Path != u.Path {
+	if r := recoveredOf(recovered)["req_rotating"]; r.Status != 200 || r.OrgID != "org_1" || r.Path != u.Path || !r.At.Equal(u.At) {
 		t.Errorf("recovered %+v, want the record with its hold's fields", r)
 	}
 }
