@@ -102,3 +102,74 @@ func TestMediaTypes(t *testing.T) {
 		}
 	}
 }
+
+// FuzzScanEvent: on any input scanEvent never panics; on a valid JSON
+// document it finds usage where a token-by-token decoder does (a "usage"
+// object, "usageMetadata" or "message" at any depth, repeated keys
+// included), and, where nothing is escaped and the UTF-8 is valid, text as
+// long as the decoded "content" and "text" strings.
+func FuzzScanEvent(f *testing.F) {
+	for _, s := range []string{
+		`{"choices":[{"index":0,"delta":{"content":"Hello"},"finish_reason":null}],"usage":null}`,
+		`{"type":"message_start","message":{"model":"claude","usage":{"input_tokens":5}}}`,
+		`{"type":"content_block_delta","delta":{"type":"text_delta","text":"Hi \"there\""}}`,
+		`{"candidates":[{"content":{"parts":[{"text":"x"}]}}],"usageMetadata":{"promptTokenCount":3}}`,
+		`{"type":"response.completed","response":{"usage" : {"input_tokens":1}}}`,
+		`{"a":"usage","b":{"usage":[1]},"content":7,"text":"t","text":"again"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		usage, text := scanEvent(data)
+		if !json.Valid(data) {
+			return
+		}
+		var wantUsage bool
+		var wantText int64
+		dec := json.NewDecoder(bytes.NewReader(data))
+		type frame struct{ object, key bool } // key: the next token is a key
+		var stack []frame
+		var key string // the key whose value comes next
+		for {
+			tok, err := dec.Token()
+			if err != nil {
+				break
+			}
+			top := len(stack) - 1
+			if top >= 0 && stack[top].object && stack[top].key {
+				if k, ok := tok.(string); ok {
+					key, stack[top].key = k, false
+					continue
+				}
+			}
+			switch tok {
+			case json.Delim('{'), json.Delim('['):
+				if key == "usage" && tok == json.Delim('{') || key == "usageMetadata" || key == "message" {
+					wantUsage = true
+				}
+				stack = append(stack, frame{object: tok == json.Delim('{'), key: true})
+				key = ""
+				continue
+			case json.Delim('}'), json.Delim(']'):
+				stack = stack[:top]
+			default:
+				if key == "usageMetadata" || key == "message" {
+					wantUsage = true
+				}
+				if s, ok := tok.(string); ok && (key == "content" || key == "text") {
+					wantText += int64(len(s))
+				}
+			}
+			if top = len(stack) - 1; top >= 0 && stack[top].object {
+				stack[top].key = true
+			}
+			key = ""
+		}
+		if usage != wantUsage {
+			t.Fatalf("%s: usage %v, want %v", data, usage, wantUsage)
+		}
+		if !bytes.ContainsRune(data, '\\') && utf8.Valid(data) && text != wantText {
+			t.Fatalf("%s: text %d, want %d", data, text, wantText)
+		}
+	})
+}

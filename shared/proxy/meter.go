@@ -128,11 +128,14 @@ func (m *meter) sseLine(line []byte) {
 	if len(data) == 0 || data[0] != '{' {
 		return // "[DONE]" and keep-alives
 	}
-	if m.modelSeen && !carriesUsage(data) {
+	if m.modelSeen {
 		// A content chunk: only its text length matters (for estimates),
 		// and it is counted without decoding the event.
-		m.content += textLen(data)
-		return
+		usage, text := scanEvent(data)
+		if !usage {
+			m.content += text
+			return
+		}
 	}
 	var d usageDoc
 	if !readUsageDoc(data, &d) {
@@ -429,49 +432,51 @@ func sseError(atLineStart bool) []byte {
 	return []byte("\n\n" + ev)
 }
 
-// carriesUsage reports whether an SSE event's JSON may hold usage: a
-// "usage" key whose value is an object, Gemini's usageMetadata, or an
-// Anthropic message event.
-func carriesUsage(data []byte) bool {
-	if bytes.Contains(data, []byte(`"usageMetadata"`)) || bytes.Contains(data, []byte(`"message"`)) {
-		return true
-	}
-	for rest := data; ; {
-		i := bytes.Index(rest, []byte(`"usage"`))
-		if i < 0 {
-			return false
+// scanEvent reads an SSE event's JSON in one pass from string to string:
+// whether it may hold usage (a "usage" key whose value is an object,
+// Gemini's "usageMetadata", an Anthropic "message"), and the length of
+// its "content" and "text" string values as written (escapes count as
+// written), for estimates. Keys count at any depth; a torn string's text
+// counts to the end.
+func scanEvent(data []byte) (usage bool, text int64) {
+	for i := 0; ; {
+		q := bytes.IndexByte(data[i:], '"')
+		if q < 0 {
+			return usage, text
 		}
-		rest = bytes.TrimLeft(rest[i+len(`"usage"`):], " \t\r\n")
-		if len(rest) > 0 && rest[0] == ':' {
-			rest = bytes.TrimLeft(rest[1:], " \t\r\n")
-			if len(rest) > 0 && rest[0] == '{' {
-				return true
+		start := i + q
+		end := skipString(data, start)
+		if end < 0 {
+			return usage, text
+		}
+		colon := skipSpace(data, end)
+		if colon >= len(data) || data[colon] != ':' {
+			i = end // a string value
+			continue
+		}
+		v := skipSpace(data, colon+1)
+		switch string(data[start+1 : end-1]) {
+		case "usageMetadata", "message":
+			usage = true
+		case "usage":
+			usage = usage || v < len(data) && data[v] == '{'
+		case "content", "text":
+			if v < len(data) && data[v] == '"' {
+				e := skipString(data, v)
+				if e < 0 {
+					return usage, text + int64(len(data)-v-1)
+				}
+				text += int64(e - v - 2)
+				i = e
+				continue
 			}
 		}
+		i = v // into the value: objects hold keys too
 	}
 }
 
-// textLen adds up the lengths of the "content" and "text" string values of
-// an event, as written (escapes count as written).
+// textLen is the length of the text in a JSON value (scanEvent).
 func textLen(data []byte) int64 {
-	var n int64
-	for _, key := range [...][]byte{[]byte(`"content":"`), []byte(`"text":"`)} {
-		for rest := data; ; {
-			i := bytes.Index(rest, key)
-			if i < 0 {
-				break
-			}
-			rest = rest[i+len(key):]
-			j := 0
-			for j < len(rest) && rest[j] != '"' {
-				if rest[j] == '\\' {
-					j++
-				}
-				j++
-			}
-			n += int64(min(j, len(rest)))
-			rest = rest[min(j, len(rest)):]
-		}
-	}
+	_, n := scanEvent(data)
 	return n
 }
