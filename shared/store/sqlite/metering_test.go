@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"syscall"
@@ -41,6 +42,11 @@ func BenchmarkSettle(b *testing.B) {
 						Duration: 3 * time.Millisecond, Upstream: 2 * time.Millisecond, BytesIn: 120, BytesOut: 672,
 						PromptTokens: 19, CompletionTokens: 9, CostMicro: 9, ClientIP: "127.0.0.1"}}
 					n++
+				}
+				// Records come in as requests complete, not as they began:
+				// 32 at a time in flight, out of order.
+				for j := 0; j+32 <= len(batch); j += 32 {
+					rand.Shuffle(32, func(x, y int) { batch[j+x], batch[j+y] = batch[j+y], batch[j+x] })
 				}
 				if err := s.Settle(b.Context(), batch); err != nil {
 					b.Fatal(err)
