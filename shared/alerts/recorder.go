@@ -75,8 +75,8 @@ func (r *Recorder) Record(ctx context.Context, u *kve.Usage) {
 	if r.queued {
 		r.next.Record(ctx, u)
 		r.mu.Lock()
-		full := r.closed || len(r.queue) >= queueSize
-		if !full {
+		closed, full := r.closed, len(r.queue) >= queueSize
+		if !closed && !full {
 			r.queue = append(r.queue, *u)
 			switch len(r.queue) {
 			case 1:
@@ -86,7 +86,10 @@ func (r *Recorder) Record(ctx context.Context, u *kve.Usage) {
 			}
 		}
 		r.mu.Unlock()
-		if full {
+		switch {
+		case closed: // a stream that outlived shutdown: counted, not examined
+			r.dropped.Add(1)
+		case full:
 			if n := r.dropped.Add(1); n&(n-1) == 0 { // log at 1, 2, 4, 8, …
 				r.log.Error("breach detection skipped: queue full", "dropped", n)
 			}

@@ -116,6 +116,7 @@ func FuzzScanEvent(f *testing.F) {
 		`{"candidates":[{"content":{"parts":[{"text":"x"}]}}],"usageMetadata":{"promptTokenCount":3}}`,
 		`{"type":"response.completed","response":{"usage" : {"input_tokens":1}}}`,
 		`{"a":"usage","b":{"usage":[1]},"content":7,"text":"t","text":"again"}`,
+		`{"text":"a\\\\","usage":{},"content":"\\\"usage\\\":{"}`, // runs of backslashes before quotes
 	} {
 		f.Add([]byte(s))
 	}

@@ -1,9 +1,9 @@
-//go:build unix && !linux
+//go:build !linux
 
 package usage
 
 import "os"
 
-// allocate sizes f sparse: a full disk shows as a fault while writing,
-// which segment.append reports as an error.
+// allocate sizes f sparse: on a full disk a mapped write then faults and a
+// plain one fails, either an error of segment.append.
 func allocate(f *os.File, size int) error { return f.Truncate(int64(size)) }

@@ -20,6 +20,7 @@ type flakyMetering struct {
 	mu      sync.Mutex
 	down    bool
 	calls   int
+	largest int            // the most records in one call
 	settled map[string]int // times each request id was stored
 }
 
@@ -27,6 +28,7 @@ func (f *flakyMetering) Settle(_ context.Context, s []store.Settlement) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
+	f.largest = max(f.largest, len(s))
 	if f.down {
 		return kve.Errorf(kve.KindUnavailable, "store_unavailable", "the store is down")
 	}
@@ -43,9 +45,9 @@ func (f *flakyMetering) state() (calls, stored int) {
 }
 
 // TestBatcher: records reach the store in batches without a goroutine
-// woken per record; while the store is down they are kept and retried,
-// and each stored once when it is back; segments hear of their stored
-// records; a full queue drops and counts.
+// woken per record, batchSize at most a call; while the store is down they
+// are kept and retried, and each stored once when it is back; segments
+// hear of their stored records; a full queue drops and counts.
 func TestBatcher(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := &flakyMetering{settled: map[string]int{}}
@@ -111,7 +113,7 @@ func TestBatcher(t *testing.T) {
 		st.mu.Lock()
 		st.down = true
 		st.mu.Unlock()
-		const many = queueSize + 2*batchSize
+		const many = 2*queueSize + batchSize // the queue overfills, however much the batcher took first
 		add(many, 0)
 		if b.Dropped() == 0 {
 			t.Errorf("nothing dropped with %d records queued on a store that is down", many)
@@ -122,6 +124,9 @@ func TestBatcher(t *testing.T) {
 		b.Close()
 		if _, stored := st.state(); int64(stored)+b.Dropped() != 200+batchSize+many {
 			t.Errorf("after Close: %d stored, %d dropped, of %d", stored, b.Dropped(), 200+batchSize+many)
+		}
+		if st.largest > batchSize {
+			t.Errorf("a store call of %d records, want at most %d", st.largest, batchSize)
 		}
 		dropped := b.Dropped()
 		add(1, 0)

@@ -30,14 +30,13 @@ type ledger struct {
 type counterKey struct {
 	org, token string
 	month      int32 // UTC year×12 + month−1
-	day        int32 // UTC days since 1970 for a day's counter; 0 for a month's
+	day        int32 // UTC year×372 + (month−1)×31 + day for a day's counter (never 0); 0 for a month's
 }
 
 // periods returns the UTC month and day of at as counterKey has them.
 func periods(at time.Time) (month, day int32) {
-	at = at.UTC()
-	y, m, _ := at.Date()
-	return int32(y*12 + int(m) - 1), int32(at.Unix() / 86400)
+	y, m, d := at.UTC().Date()
+	return int32(y*12 + int(m) - 1), int32(y*372 + (int(m)-1)*31 + d)
 }
 
 type counter struct {
@@ -68,7 +67,6 @@ func (l *ledger) take(ctx context.Context, orgID, tokenID string, at time.Time, 
 	month, day := periods(at)
 	keys := [3]counterKey{{orgID, tokenID, month, day}, {orgID, tokenID, month, 0}, {orgID, "", month, 0}}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.sweep(at)
 	cs := [3]*counter{l.counters[keys[0]], l.counters[keys[1]], l.counters[keys[2]]}
 	if cs[0] == nil || cs[1] == nil || cs[2] == nil {
@@ -76,10 +74,10 @@ func (l *ledger) take(ctx context.Context, orgID, tokenID string, at time.Time, 
 		// meanwhile by another request is kept.
 		l.mu.Unlock()
 		sp, err := l.seed(ctx, orgID, tokenID, at)
-		l.mu.Lock()
 		if err != nil {
 			return nil, 0, err
 		}
+		l.mu.Lock()
 		for i, v := range [3]int64{sp.Day, sp.Month, sp.OrgMonth} {
 			if cs[i] = l.counters[keys[i]]; cs[i] == nil {
 				cs[i] = &counter{micro: v}
@@ -87,6 +85,7 @@ func (l *ledger) take(ctx context.Context, orgID, tokenID string, at time.Time, 
 			}
 		}
 	}
+	defer l.mu.Unlock()
 	limits := [3]int64{b.day, b.month, b.orgMonth}
 	codes := [3]string{store.LimitDay, store.LimitMonth, store.LimitOrgMonth}
 	for i, c := range cs {

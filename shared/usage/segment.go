@@ -7,12 +7,12 @@ import (
 	"runtime/debug"
 )
 
-// segment is one file of the spool. Where the platform can, the file is
-// allocated at its full size and mapped into memory (MAP_SHARED): writing a
-// line is a copy into the page cache, which the kernel keeps, and writes
-// out, even if the process is killed the next instant: as durable against
-// a SIGKILL as a write(2), for a fraction of its cost. Elsewhere a line is
-// one write(2).
+// segment is one file of the spool, allocated at its full size. Where the
+// platform and filesystem can, it is mapped into memory (MAP_SHARED):
+// writing a line is a copy into the page cache, which the kernel keeps, and
+// writes out, even if the process is killed the next instant: as durable
+// against a SIGKILL as a write(2), for a fraction of its cost. Elsewhere
+// (no mmap, or a mapping refused) a line is one write(2).
 type segment struct {
 	f    *os.File
 	data []byte // the mapping, or nil: lines are written with WriteAt
@@ -24,21 +24,22 @@ type segment struct {
 	broken bool
 }
 
-// createSegment creates the file at path, size bytes long, and maps it
-// unless plain.
+// createSegment creates the file at path, size bytes long (its blocks
+// allocated where the filesystem can, so that a full disk fails here, not
+// as a fault while writing), and maps it unless plain or refused.
 func createSegment(path string, size int, plain bool) (*segment, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	g := &segment{f: f, size: size}
-	if !plain {
-		g.data, err = mapFile(f, size)
-	}
-	if err != nil {
+	if err := allocate(f, size); err != nil {
 		f.Close()
 		os.Remove(path)
-		return nil, fmt.Errorf("map %s: %w", path, err)
+		return nil, fmt.Errorf("allocate %s: %w", path, err)
+	}
+	g := &segment{f: f, size: size}
+	if !plain {
+		g.data, _ = mapFile(f, size) // nil: written with write(2)
 	}
 	return g, nil
 }
@@ -65,6 +66,9 @@ func (g *segment) append(line []byte) error {
 // copyMapped copies src into mapped memory, answering a fault (SIGBUS)
 // with an error rather than a crash.
 func copyMapped(dst, src []byte) (err error) {
+	if len(dst) < len(src) {
+		return errors.New("a line past the end of the segment")
+	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {

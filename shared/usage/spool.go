@@ -239,18 +239,21 @@ var lineBuffers = sync.Pool{New: func() any { return new([]byte) }}
 // stored once the record is in the store (0 when it could not be written).
 // The line leaves out what the request's hold has when the hold was
 // written (held): the hold is then in the same segment, written there or
-// carried forward, because it is open until the record is written.
+// carried forward, because it is open until the record is written. A
+// record line that cannot be written leaves its hold open, carried into
+// every new segment: a kill before the store has the record then still
+// charges the request (as interrupted, at its reservation; the store
+// keeps the record that reaches it first).
 func (s *spool) done(u *kve.Usage, held bool) (int, error) {
 	buf := lineBuffers.Get().(*[]byte)
 	defer lineBuffers.Put(buf)
 	*buf = appendDone((*buf)[:0], u, !held)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.put(*buf)
-	delete(s.open, u.RequestID)
-	if err != nil {
+	if err := s.put(*buf); err != nil {
 		return 0, err
 	}
+	delete(s.open, u.RequestID)
 	s.pending[s.seq]++
 	return s.seq, nil
 }

@@ -278,3 +278,34 @@ func TestSpoolRecordStartsSegment(t *testing.T) {
 		t.Errorf("recovered %+v, want the record with its hold's fields", r)
 	}
 }
+
+// TestSpoolRecordFails: a record line that cannot be written (no segment
+// to start) leaves its hold open, so that the request is still in the
+// spool, carried into the next segment, when the full one is deleted.
+func TestSpoolRecordFails(t *testing.T) {
+	dir := t.TempDir()
+	sp, _, _ := testSpool(t, dir, 4<<10, false)
+	u := spooled("req_unrecorded", testNow)
+	spoolHold(t, sp, u)
+	final := u
+	final.Status = 200
+	small := 0
+	for sp.seg.off+len(appendDone(nil, &final, false)) <= sp.size { // small records until its own no longer fits
+		spoolDone(t, sp, kve.Usage{RequestID: kve.NewID(kve.PrefixRequest, testNow), At: testNow}, false)
+		small++
+	}
+	sp.stored(1, small)
+	sp.dir = filepath.Join(dir, "gone")
+	if _, err := sp.done(&final, true); err == nil {
+		t.Fatal("a record line with no segment to start was written")
+	}
+	sp.dir = dir
+	spoolHold(t, sp, spooled("req_next", testNow)) // starts segment 2; segment 1, its records stored, goes
+	if _, err := os.Stat(filepath.Join(dir, segmentName(1))); !os.IsNotExist(err) {
+		t.Fatalf("segment 1 is still there: %v", err)
+	}
+	_, recovered, _ := testSpool(t, dir, segmentSize, false)
+	if r, ok := recoveredOf(recovered)["req_unrecorded"]; !ok || r.Reason != interrupted {
+		t.Errorf("the request whose record line failed: %+v (found %v), want it charged as interrupted", r, ok)
+	}
+}

@@ -137,44 +137,54 @@ func (b *Batcher) run() {
 	tick := time.NewTicker(batchEvery)
 	defer tick.Stop()
 	failures := 0
+	// flush stores batch batchSize records at a time, a store call each
+	// within timeout. A part the store refuses stays, with what follows,
+	// for the next flush (maxBacklog records at most, the oldest dropped
+	// past it); one refused otherwise than unavailable maxAttempts times is
+	// dropped.
 	flush := func(timeout time.Duration) {
-		if len(batch) == 0 {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		settlements = settlements[:0]
-		for i := range batch {
-			settlements = append(settlements, batch[i].s)
-		}
-		err := writeRetrying(ctx, b.st, settlements)
-		clear(settlements) // let the records' strings go
-		if err != nil {
-			failures++
-			b.log.Error("usage_store_failed", "records", len(batch), "attempt", failures, "err", err)
-			if kve.KindOf(err) == kve.KindUnavailable || failures < maxAttempts {
-				if over := len(batch) - maxBacklog; over > 0 {
-					b.dropped.Add(int64(over))
-					batch = append(batch[:0], batch[over:]...)
+		done := 0 // records of batch stored or dropped
+		defer func() {
+			n := copy(batch, batch[done:])
+			clear(batch[n:]) // let the records' strings go
+			batch = batch[:n]
+		}()
+		for done < len(batch) {
+			part := batch[done:min(done+batchSize, len(batch))]
+			settlements = settlements[:0]
+			for i := range part {
+				settlements = append(settlements, part[i].s)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			err := writeRetrying(ctx, b.st, settlements)
+			cancel()
+			clear(settlements)
+			switch {
+			case err != nil:
+				failures++
+				b.log.Error("usage_store_failed", "records", len(part), "attempt", failures, "err", err)
+				if kve.KindOf(err) == kve.KindUnavailable || failures < maxAttempts {
+					if over := len(batch) - done - maxBacklog; over > 0 {
+						b.dropped.Add(int64(over))
+						done += over
+					}
+					return
 				}
-				return
+				b.dropped.Add(int64(len(part)))
+			case b.onStored != nil:
+				segs := map[int]int{}
+				for _, it := range part {
+					if it.seg != 0 {
+						segs[it.seg]++
+					}
+				}
+				for seg, n := range segs {
+					b.onStored(seg, n)
+				}
 			}
-			b.dropped.Add(int64(len(batch)))
+			failures = 0
+			done += len(part)
 		}
-		failures = 0
-		segs := map[int]int{}
-		for _, it := range batch {
-			if it.seg != 0 {
-				segs[it.seg]++
-			}
-		}
-		if err == nil && b.onStored != nil {
-			for seg, n := range segs {
-				b.onStored(seg, n)
-			}
-		}
-		clear(batch)
-		batch = batch[:0]
 	}
 	for {
 		select {
