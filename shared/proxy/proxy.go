@@ -409,13 +409,13 @@ func (h *Handler) modifyResponse(res *http.Response) error {
 	c := res.Request.Context().Value(callKey{}).(*call)
 	c.usage.Status = res.StatusCode
 	c.usage.Upstream = h.now().Sub(c.sent)
+	redactHeaders(res.Header, c.key) // the upstream's headers; kve's own below hold no key
 	dropUpstreamCORS(res.Header)
 	isolate(res.Header)
 	if c.origin != "" {
 		allowOrigin(res.Header, c.origin)
 	}
 	c.setRemaining(res.Header) // replaces any the upstream sent
-	redactHeaders(res.Header, c.key)
 	if res.StatusCode >= 400 {
 		if err := redactBody(res, c.key); err != nil {
 			return err
